@@ -1,0 +1,17 @@
+//! Model, rendering, parsing and validation of a replicated PostgreSQL
+//! cluster's configuration. No processes, no network, no file writes: every
+//! function takes text or values and returns text or values.
+
+pub mod compose;
+pub mod diag;
+pub mod guc;
+pub mod hba;
+pub mod model;
+pub mod net;
+pub mod pgconf;
+pub mod render;
+pub mod syncrep;
+pub mod validate;
+
+pub use diag::{Diagnostic, Location, Report, Severity};
+pub use model::{Loaded, Mode, Node, Role, Storage, Topology};

@@ -1,0 +1,65 @@
+//! Where things are: the repository root, presets, topology loading, and
+//! writing files so that an interrupted write never leaves half a file.
+
+use anyhow::{Context, Result};
+use cluster_config::Loaded;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+/// The repository root (the directory holding `xtask/`).
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives one level below the repository root")
+        .to_path_buf()
+}
+
+/// The preset topologies in `conf/`, sorted.
+pub fn presets() -> Result<Vec<PathBuf>> {
+    let dir = root().join("conf");
+    let mut out = Vec::new();
+    for entry in fs::read_dir(&dir).with_context(|| format!("reading {}", dir.display()))? {
+        let path = entry?.path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            out.push(path);
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// A path as shown to people: relative to the root when inside it, with `/`.
+pub fn display(path: &Path) -> String {
+    let shown = path.strip_prefix(root()).unwrap_or(path);
+    shown
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy())
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// Reads and parses a topology file; the error names the file and line.
+pub fn load(path: &Path) -> Result<Loaded> {
+    let text =
+        fs::read_to_string(path).with_context(|| format!("reading topology {}", path.display()))?;
+    Loaded::parse(&display(path), &text).map_err(anyhow::Error::msg)
+}
+
+/// Writes `contents` to `path` through a temporary file in the same
+/// directory and a rename, so readers see the old or the new file, never a
+/// part. Returns whether the file changed.
+pub fn write_if_changed(path: &Path, contents: &str) -> Result<bool> {
+    if fs::read_to_string(path).ok().as_deref() == Some(contents) {
+        return Ok(false);
+    }
+    let dir = path.parent().context("file has no parent directory")?;
+    fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let name = path
+        .file_name()
+        .context("file has no name")?
+        .to_string_lossy();
+    let tmp = dir.join(format!(".{name}.tmp"));
+    fs::write(&tmp, contents).with_context(|| format!("writing {}", tmp.display()))?;
+    fs::rename(&tmp, path).with_context(|| format!("replacing {}", path.display()))?;
+    Ok(true)
+}
