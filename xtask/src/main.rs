@@ -3,8 +3,15 @@
 //! `main` only parses the command line and dispatches; each task lives in its
 //! own module.
 
+mod cluster;
+mod docker;
+mod down;
+mod image;
 mod project;
 mod render;
+mod runner;
+mod setup;
+mod status;
 mod validate;
 
 use clap::{Parser, Subcommand};
@@ -29,6 +36,13 @@ pub struct Cli {
 pub enum Command {
     Render(render::RenderArgs),
     Validate(validate::ValidateArgs),
+    Image(image::ImageArgs),
+    /// From nothing to a verified semi-synchronous cluster (runbook 000, steps 1-8).
+    SetupSync(setup::SetupArgs),
+    /// From nothing to a verified asynchronous cluster with slots (runbook 003).
+    SetupAsync(setup::SetupArgs),
+    Status(status::StatusArgs),
+    Down(down::DownArgs),
 }
 
 fn main() {
@@ -36,6 +50,19 @@ fn main() {
     let result = match cli.command {
         Command::Render(args) => render::run(&args),
         Command::Validate(args) => validate::run(&args),
+        Command::Image(args) => {
+            runner::for_flags(args.dry_run).and_then(|r| image::run(&args, r.as_ref()))
+        }
+        Command::SetupSync(args) => runner::for_flags(args.dry_run)
+            .and_then(|r| setup::run(&args, cluster_config::Mode::Sync, r.as_ref())),
+        Command::SetupAsync(args) => runner::for_flags(args.dry_run)
+            .and_then(|r| setup::run(&args, cluster_config::Mode::Async, r.as_ref())),
+        Command::Status(args) => {
+            runner::for_flags(false).and_then(|r| status::run(&args, r.as_ref()))
+        }
+        Command::Down(args) => {
+            runner::for_flags(args.dry_run).and_then(|r| down::run(&args, r.as_ref()))
+        }
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

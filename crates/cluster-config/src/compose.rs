@@ -174,6 +174,7 @@ pub fn render(t: &Topology, source: &str) -> String {
         push(&mut y, 6, &format!("{LABEL_CLUSTER}: {}", q(name)));
         push(&mut y, 6, &format!("{LABEL_NODE}: {}", q(n)));
         push(&mut y, 4, "shm_size: \"256m\"");
+        push(&mut y, 4, "stop_signal: \"SIGINT\"");
         push(&mut y, 4, "stop_grace_period: \"60s\"");
         push(&mut y, 4, "healthcheck:");
         push(

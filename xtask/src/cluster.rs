@@ -1,0 +1,290 @@
+//! A running cluster: its topology, its Compose project, SQL through `psql`
+//! inside the containers, and the generated secrets.
+//!
+//! SQL goes through `psql` in the node's container over its local socket
+//! (trusted only inside the container): it needs no published port, no
+//! password on the tool's side, and works the same from Linux and Windows
+//! hosts.
+
+use crate::docker::Docker;
+use crate::project;
+use crate::runner::{Cmd, Runner, Secret};
+use anyhow::{bail, Context, Result};
+use cluster_config::compose::{self, SECRETS_FILE, STATE_DIR};
+use cluster_config::{Loaded, Node, Topology};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// Polls `check` until it returns `Some`, or fails after `timeout` with
+/// what it was waiting for.
+pub fn poll<T>(
+    what: &str,
+    timeout: Duration,
+    mut check: impl FnMut() -> Result<Option<T>>,
+) -> Result<T> {
+    let deadline = Instant::now() + timeout;
+    let mut delay = Duration::from_millis(100);
+    let mut last_err = None;
+    loop {
+        match check() {
+            Ok(Some(v)) => return Ok(v),
+            Ok(None) => {}
+            Err(e) => last_err = Some(e),
+        }
+        if Instant::now() >= deadline {
+            let why = last_err
+                .map(|e| format!(" (last error: {e:#})"))
+                .unwrap_or_default();
+            bail!("timed out after {timeout:?} waiting for {what}{why}");
+        }
+        std::thread::sleep(delay);
+        delay = (delay * 2).min(Duration::from_secs(1));
+    }
+}
+
+pub struct Secrets {
+    pub replication: Secret,
+}
+
+pub struct Cluster<'r> {
+    pub loaded: Loaded,
+    pub docker: Docker,
+    pub runner: &'r dyn Runner,
+}
+
+impl<'r> Cluster<'r> {
+    pub fn open(topology: &std::path::Path, runner: &'r dyn Runner) -> Result<Self> {
+        let loaded = project::load(topology)?;
+        let docker = Docker::detect(runner)?;
+        Ok(Cluster {
+            loaded,
+            docker,
+            runner,
+        })
+    }
+
+    pub fn topology(&self) -> &Topology {
+        &self.loaded.topology
+    }
+
+    pub fn name(&self) -> &str {
+        self.topology().name()
+    }
+
+    pub fn state_dir(&self) -> PathBuf {
+        project::root().join(STATE_DIR).join(self.name())
+    }
+
+    pub fn compose(&self) -> Cmd {
+        self.docker.compose(&project::root(), self.name())
+    }
+
+    /// The container of a node, if it exists (running or not).
+    pub fn container(&self, node: &str) -> Result<Option<String>> {
+        // By label, so it works before the Compose file's env file exists;
+        // one-off `compose run` containers carry the labels too: skip them.
+        let out = self.runner.run(
+            &self
+                .docker
+                .cmd()
+                .args(["ps", "-a", "-q", "--filter"])
+                .arg(format!("label={}={}", compose::LABEL_CLUSTER, self.name()))
+                .arg("--filter")
+                .arg(format!("label={}={node}", compose::LABEL_NODE))
+                .args(["--filter", "label=com.docker.compose.oneoff=False"])
+                .read_only(),
+        )?;
+        Ok(out
+            .stdout
+            .lines()
+            .next()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string))
+    }
+
+    pub fn is_running(&self, node: &str) -> Result<bool> {
+        let Some(id) = self.container(node)? else {
+            return Ok(false);
+        };
+        let out = self.runner.run_unchecked(
+            &self
+                .docker
+                .cmd()
+                .args(["inspect", "--format", "{{.State.Running}}", &id])
+                .read_only(),
+        )?;
+        Ok(out.success && out.stdout.trim() == "true")
+    }
+
+    /// Runs SQL on a node as the superuser over the local socket; returns
+    /// rows as `|`-separated lines. The SQL travels on standard input.
+    pub fn sql(&self, node: &str, sql: &str) -> Result<String> {
+        let out = self.sql_cmd(node, sql, false)?;
+        Ok(out)
+    }
+
+    /// Like [`Self::sql`], for statements that change something.
+    pub fn sql_mut(&self, node: &str, sql: &str) -> Result<String> {
+        self.sql_cmd(node, sql, true)
+    }
+
+    fn sql_cmd(&self, node: &str, sql: &str, mutating: bool) -> Result<String> {
+        let t = self.topology();
+        let mut cmd = self
+            .compose()
+            .args([
+                "exec",
+                "-T",
+                node,
+                "psql",
+                "-X",
+                "-q",
+                "-A",
+                "-t",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-U",
+            ])
+            .arg(&t.database.owner)
+            .args(["-d", &t.database.name])
+            .stdin(sql);
+        if !mutating {
+            cmd = cmd.read_only();
+        }
+        let out = self.runner.run_unchecked(&cmd)?;
+        if !out.success {
+            bail!("SQL on {node} failed: {}", out.stderr.trim());
+        }
+        Ok(out.stdout.trim().to_string())
+    }
+
+    /// Whether a node accepts SQL now.
+    pub fn ready(&self, node: &str) -> bool {
+        self.sql(node, "SELECT 1")
+            .map(|s| s == "1")
+            .unwrap_or(false)
+    }
+
+    pub fn wait_ready(&self, node: &str, timeout: Duration) -> Result<()> {
+        if self.runner.dry_run() {
+            return Ok(());
+        }
+        poll(&format!("{node} to accept connections"), timeout, || {
+            Ok(self.ready(node).then_some(()))
+        })
+    }
+
+    /// Reads the secrets file, creating it (owner-only) with generated
+    /// passwords when missing.
+    pub fn secrets(&self) -> Result<Secrets> {
+        let path = self.state_dir().join(SECRETS_FILE);
+        if !path.exists() {
+            if self.runner.dry_run() {
+                println!(
+                    "[dry-run] would generate {} (owner-only)",
+                    project::display(&path)
+                );
+                return Ok(Secrets {
+                    replication: Secret::new("dry-run"),
+                });
+            }
+            let text = format!(
+                "# Generated by cargo xtask for cluster {}; keep private (git-ignored, owner-only).\n\
+                 POSTGRES_PASSWORD={}\nPGREPL_REPLICATION_PASSWORD={}\n",
+                self.name(),
+                generate_password()?,
+                generate_password()?
+            );
+            write_private(&path, &text)?;
+        }
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
+        let get = |k: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(k).and_then(|r| r.strip_prefix('=')))
+                .map(Secret::new)
+                .with_context(|| format!("{} has no {k}", project::display(&path)))
+        };
+        // The image reads POSTGRES_PASSWORD itself; check it is there.
+        get("POSTGRES_PASSWORD")?;
+        Ok(Secrets {
+            replication: get("PGREPL_REPLICATION_PASSWORD")?,
+        })
+    }
+
+    pub fn node(&self, name: &str) -> Result<&Node> {
+        self.topology()
+            .node(name)
+            .with_context(|| format!("no node `{name}` in {}", self.loaded.path))
+    }
+}
+
+/// 32 random characters from an unambiguous alphabet (about 190 bits).
+pub fn generate_password() -> Result<String> {
+    const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789";
+    let mut bytes = [0u8; 32];
+    getrandom::getrandom(&mut bytes).map_err(|e| anyhow::anyhow!("no random source: {e}"))?;
+    Ok(bytes
+        .iter()
+        .map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char)
+        .collect())
+}
+
+/// Writes a file only its owner can read (mode 0600 on Unix).
+pub fn write_private(path: &std::path::Path, text: &str) -> Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let tmp = path.with_extension("tmp");
+    #[cfg(unix)]
+    {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        f.write_all(text.as_bytes())?;
+        f.sync_all()?;
+    }
+    #[cfg(not(unix))]
+    std::fs::write(&tmp, text)?;
+    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_random_and_long() {
+        let a = generate_password().unwrap();
+        let b = generate_password().unwrap();
+        assert_eq!(a.len(), 32);
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn poll_times_out_with_the_last_error() {
+        let mut n = 0;
+        let err = poll::<()>("nothing", Duration::from_millis(300), || {
+            n += 1;
+            bail!("attempt {n}")
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("waiting for nothing"), "{err}");
+        assert!(err.to_string().contains("attempt"), "{err}");
+        assert_eq!(
+            poll("three", Duration::from_secs(5), || {
+                n += 1;
+                Ok((n > 3).then_some(n))
+            })
+            .unwrap(),
+            n
+        );
+    }
+}

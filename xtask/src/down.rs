@@ -1,0 +1,94 @@
+//! `down`: removes exactly the containers and networks of a cluster's Compose
+//! project (and with `--purge` its volumes and state folder).
+
+use crate::cluster::Cluster;
+use crate::project;
+use crate::runner::Runner;
+use anyhow::{Context, Result};
+use clap::Args;
+use std::path::PathBuf;
+
+/// Remove a cluster's containers and network; data is kept unless --purge.
+#[derive(Debug, Args)]
+pub struct DownArgs {
+    /// Topology file
+    #[arg(
+        long,
+        short = 't',
+        value_name = "FILE",
+        env = "PGREPL_TOPOLOGY",
+        default_value = "conf/semi-sync.toml"
+    )]
+    pub topology: PathBuf,
+    /// Also remove the cluster's named volumes and its state folder (data, backups, configs, secrets)
+    #[arg(long)]
+    pub purge: bool,
+    /// Print the commands, change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+pub fn run(args: &DownArgs, runner: &dyn Runner) -> Result<()> {
+    let path = if args.topology.is_relative() && !args.topology.exists() {
+        project::root().join(&args.topology)
+    } else {
+        args.topology.clone()
+    };
+    let c = Cluster::open(&path, runner)?;
+    let mut cmd = c.compose().args(["down", "--remove-orphans"]);
+    if args.purge {
+        cmd = cmd.arg("--volumes");
+    }
+    // Compose needs the env file to exist to parse the project.
+    let secrets = c.state_dir().join(cluster_config::compose::SECRETS_FILE);
+    if !secrets.exists() && !runner.dry_run() {
+        crate::cluster::write_private(&secrets, "")?;
+    }
+    runner.run(&cmd)?;
+    if args.purge {
+        let dir = c.state_dir();
+        if runner.dry_run() {
+            println!("[dry-run] remove {}", project::display(&dir));
+        } else if dir.exists() {
+            // Bind-mounted data may belong to the container's user: clear it
+            // from inside a one-off container first when the host cannot.
+            if std::fs::remove_dir_all(&dir).is_err() {
+                let image = crate::docker::image_for(&c.topology().cluster.image);
+                runner.run(
+                    &c.docker
+                        .cmd()
+                        .args(["run", "--rm", "--label"])
+                        .arg(format!(
+                            "{}={}",
+                            cluster_config::compose::LABEL_CLUSTER,
+                            c.name()
+                        ))
+                        .args(["-u", "0", "-v"])
+                        .arg(format!("{}:/state", dir.display()))
+                        .args([
+                            "--entrypoint",
+                            "find",
+                            &image,
+                            "/state",
+                            "-mindepth",
+                            "1",
+                            "-delete",
+                        ]),
+                )?;
+                std::fs::remove_dir_all(&dir)
+                    .with_context(|| format!("removing {}", dir.display()))?;
+            }
+            println!("removed {}", project::display(&dir));
+        }
+    }
+    println!(
+        "{}: down{}",
+        c.name(),
+        if args.purge {
+            " (purged)"
+        } else {
+            " (data kept)"
+        }
+    );
+    Ok(())
+}

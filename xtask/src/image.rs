@@ -1,0 +1,252 @@
+//! `image`: builds the project's PostgreSQL image from Debian packages
+//! (debootstrap of bookworm with postgresql-15) and loads it into the engine,
+//! with no registry involved.
+
+use crate::docker::Docker;
+use crate::project;
+use crate::runner::{Cmd, Runner};
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+/// Image name the tests and offline users run (set PGREPL_IMAGE to it).
+pub const DEFAULT_TAG: &str = "pgrepl/postgres:15";
+/// Label carried by the image, so the tool can tell its own images apart.
+pub const IMAGE_LABEL: &str = "io.pgrepl.image";
+
+const ENTRYPOINT: &str = include_str!("../assets/docker-entrypoint.sh");
+
+/// Build a PostgreSQL 15 image from Debian packages (debootstrap) and load it into Docker.
+///
+/// Needs root (debootstrap) and the `debootstrap` program. The Debian mirror
+/// comes from --mirror, else from this machine's apt sources.
+#[derive(Debug, Args)]
+pub struct ImageArgs {
+    /// Image name and tag to create
+    #[arg(long, default_value = DEFAULT_TAG)]
+    pub tag: String,
+    /// Debian mirror URL [default: the one in this machine's apt sources]
+    #[arg(long, env = "PGREPL_DEBIAN_MIRROR")]
+    pub mirror: Option<String>,
+    /// Debian suite
+    #[arg(long, default_value = "bookworm")]
+    pub suite: String,
+    /// Rebuild even when the image is present
+    #[arg(long)]
+    pub force: bool,
+    /// Print the commands instead of running them
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// Finds the Debian mirror in apt's configuration (deb822 `.sources` files
+/// or one-line `sources.list` entries), for the given suite.
+pub fn mirror_from_apt(etc_apt: &Path, suite: &str) -> Option<String> {
+    let mut files = vec![etc_apt.join("sources.list")];
+    if let Ok(rd) = fs::read_dir(etc_apt.join("sources.list.d")) {
+        let mut more: Vec<PathBuf> = rd.filter_map(|e| e.ok().map(|e| e.path())).collect();
+        more.sort();
+        files.extend(more);
+    }
+    for f in files {
+        let Ok(text) = fs::read_to_string(&f) else {
+            continue;
+        };
+        if f.extension().is_some_and(|e| e == "sources") {
+            for stanza in text.split("\n\n") {
+                let field = |name: &str| {
+                    stanza
+                        .lines()
+                        .find_map(|l| l.strip_prefix(name).map(|v| v.trim().to_string()))
+                };
+                let (Some(uris), Some(suites)) = (field("URIs:"), field("Suites:")) else {
+                    continue;
+                };
+                let types = field("Types:").unwrap_or_default();
+                if types.split_whitespace().any(|t| t == "deb")
+                    && suites.split_whitespace().any(|s| s == suite)
+                {
+                    if let Some(u) = uris.split_whitespace().next() {
+                        return Some(u.to_string());
+                    }
+                }
+            }
+        } else if f.extension().is_some_and(|e| e == "list") {
+            for line in text.lines().map(str::trim) {
+                let mut words = line.split_whitespace().filter(|w| !w.starts_with('['));
+                if words.next() == Some("deb") {
+                    if let (Some(uri), Some(s)) = (words.next(), words.next()) {
+                        if s == suite {
+                            return Some(uri.to_string());
+                        }
+                    }
+                }
+            }
+        }
+    }
+    None
+}
+
+pub fn run(args: &ImageArgs, runner: &dyn Runner) -> Result<()> {
+    let docker = Docker::detect(runner)?;
+    if !args.force && docker.has_image(runner, &args.tag)? {
+        println!("image {} is present (use --force to rebuild)", args.tag);
+        return Ok(());
+    }
+    let debootstrap = which::which("debootstrap").map_err(|_| {
+        anyhow::anyhow!("`debootstrap` was not found. Install it (Debian: apt-get install debootstrap) and run this as root.")
+    })?;
+    let mirror = match &args.mirror {
+        Some(m) => m.clone(),
+        None => mirror_from_apt(Path::new("/etc/apt"), &args.suite).with_context(|| {
+            format!(
+                "no Debian mirror for `{}` in /etc/apt; pass --mirror URL",
+                args.suite
+            )
+        })?,
+    };
+    let work = project::root().join("target").join("pgrepl-image");
+    let rootfs = work.join("rootfs");
+    let tarball = work.join("rootfs.tar");
+    if !runner.dry_run() && work.exists() {
+        // Our own scratch space from an earlier, interrupted build.
+        fs::remove_dir_all(&work).with_context(|| format!("removing {}", work.display()))?;
+    }
+    let started = std::time::Instant::now();
+    println!(
+        "image: debootstrap {} with postgresql-15 (about a minute)",
+        args.suite
+    );
+    runner
+        .run(
+            &Cmd::new(&debootstrap)
+                .args([
+                    "--variant=minbase",
+                    "--include=postgresql-15,libnss-wrapper",
+                    &args.suite,
+                ])
+                .arg(rootfs.to_string_lossy())
+                .arg(&mirror)
+                .streaming(),
+        )
+        .context("debootstrap failed (it needs root and a reachable mirror)")?;
+    if !runner.dry_run() {
+        prepare_rootfs(&rootfs)?;
+    }
+    runner.run(
+        &Cmd::new("tar")
+            .args(["-C"])
+            .arg(rootfs.to_string_lossy())
+            .args(["-cf"])
+            .arg(tarball.to_string_lossy())
+            .arg("."),
+    )?;
+    let changes = [
+        "ENV PATH=/usr/lib/postgresql/15/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_string(),
+        "ENV PGDATA=/var/lib/postgresql/data".into(),
+        "ENV LANG=C.UTF-8".into(),
+        "ENTRYPOINT [\"docker-entrypoint.sh\"]".into(),
+        "CMD [\"postgres\"]".into(),
+        "EXPOSE 5432".into(),
+        format!("LABEL {IMAGE_LABEL}=postgresql-15-{}", args.suite),
+    ];
+    let mut import = docker.cmd().arg("import");
+    for c in &changes {
+        import = import.args(["--change", c]);
+    }
+    runner.run(&import.arg(tarball.to_string_lossy()).arg(&args.tag))?;
+    if !runner.dry_run() {
+        fs::remove_dir_all(&work).with_context(|| format!("removing {}", work.display()))?;
+    }
+    if runner.dry_run() {
+        println!("image: dry run, nothing changed");
+    } else {
+        println!("image: {} ready in {:.0?}", args.tag, started.elapsed());
+    }
+    Ok(())
+}
+
+/// Drops what the image does not need (Debian's default cluster, package
+/// caches) and installs the entrypoint.
+fn prepare_rootfs(rootfs: &Path) -> Result<()> {
+    for dir in [
+        "var/lib/postgresql/15",
+        "etc/postgresql/15",
+        "var/cache/apt/archives",
+        "var/lib/apt/lists",
+    ] {
+        let p = rootfs.join(dir);
+        if p.exists() {
+            fs::remove_dir_all(&p).with_context(|| format!("removing {}", p.display()))?;
+        }
+    }
+    for dir in [
+        "docker-entrypoint-initdb.d",
+        "var/lib/postgresql/data",
+        "var/cache/apt/archives/partial",
+    ] {
+        fs::create_dir_all(rootfs.join(dir))?;
+    }
+    let ep = rootfs.join("usr/local/bin/docker-entrypoint.sh");
+    fs::write(&ep, ENTRYPOINT).with_context(|| format!("writing {}", ep.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{chown, PermissionsExt};
+        fs::set_permissions(&ep, fs::Permissions::from_mode(0o755))?;
+        let passwd = fs::read_to_string(rootfs.join("etc/passwd"))?;
+        let (uid, gid) = passwd
+            .lines()
+            .find_map(|l| {
+                let f: Vec<&str> = l.split(':').collect();
+                (f.first() == Some(&"postgres")).then(|| (f[2].parse().ok(), f[3].parse().ok()))
+            })
+            .context("the image has no postgres user")?;
+        chown(rootfs.join("var/lib/postgresql/data"), uid, gid)?;
+        fs::set_permissions(
+            rootfs.join("var/lib/postgresql/data"),
+            fs::Permissions::from_mode(0o700),
+        )?;
+        // Any uid (docker run --user) must be able to create its socket and lock file.
+        let sockets = rootfs.join("run/postgresql");
+        fs::create_dir_all(&sockets)?;
+        chown(&sockets, uid, gid)?;
+        fs::set_permissions(&sockets, fs::Permissions::from_mode(0o3777))?;
+    }
+    if !rootfs.join("usr/lib/postgresql/15/bin/postgres").exists() {
+        bail!("postgresql-15 is missing from the built root file system");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mirror_from_deb822_and_list() {
+        let dir = std::env::temp_dir().join(format!("xtask-apt-{}", std::process::id()));
+        fs::create_dir_all(dir.join("sources.list.d")).unwrap();
+        fs::write(
+            dir.join("sources.list.d/debian.sources"),
+            "Types: deb\nURIs: http://mirror.example/debian\nSuites: bookworm bookworm-updates\nComponents: main\n\n\
+             Types: deb\nURIs: http://security.example/debian-security\nSuites: bookworm-security\n",
+        )
+        .unwrap();
+        assert_eq!(
+            mirror_from_apt(&dir, "bookworm").as_deref(),
+            Some("http://mirror.example/debian")
+        );
+        assert_eq!(mirror_from_apt(&dir, "trixie"), None);
+        fs::write(
+            dir.join("sources.list"),
+            "deb [arch=amd64] http://list.example/debian trixie main\n",
+        )
+        .unwrap();
+        assert_eq!(
+            mirror_from_apt(&dir, "trixie").as_deref(),
+            Some("http://list.example/debian")
+        );
+        fs::remove_dir_all(dir).unwrap();
+    }
+}

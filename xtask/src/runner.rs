@@ -1,0 +1,371 @@
+//! Commands as data, and the one runner that executes them.
+//!
+//! Every external program the tool starts is described by a [`Cmd`]
+//! (program, arguments, environment, standard input) and executed by a
+//! [`Runner`]: [`Real`] runs it through xshell, [`DryRun`] only prints it,
+//! [`Recording`] (tests) keeps it. Secret values (passwords) travel in the
+//! environment or standard input, never on a command line, and every display
+//! redacts them.
+
+use anyhow::{bail, Context, Result};
+use std::fmt;
+use std::path::PathBuf;
+#[cfg(test)]
+use std::sync::{Arc, Mutex};
+
+/// A value that must never be printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Secret(s.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EnvValue {
+    Plain(String),
+    Secret(Secret),
+}
+
+/// One command, as data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cmd {
+    pub program: PathBuf,
+    pub args: Vec<String>,
+    pub env: Vec<(String, EnvValue)>,
+    pub cwd: Option<PathBuf>,
+    /// Text fed to standard input (SQL, for instance); may hold secrets.
+    pub stdin: Option<Secret>,
+    /// Whether the command changes something (dry runs skip only these).
+    pub mutating: bool,
+    /// Whether its output streams to the terminal (progress) rather than
+    /// being captured.
+    pub stream: bool,
+}
+
+impl Cmd {
+    pub fn new(program: impl Into<PathBuf>) -> Self {
+        Cmd {
+            program: program.into(),
+            args: vec![],
+            env: vec![],
+            cwd: None,
+            stdin: None,
+            mutating: true,
+            stream: false,
+        }
+    }
+
+    pub fn arg(mut self, a: impl Into<String>) -> Self {
+        self.args.push(a.into());
+        self
+    }
+
+    pub fn args<I, S>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.args.extend(args.into_iter().map(Into::into));
+        self
+    }
+
+    pub fn env(mut self, k: &str, v: impl Into<String>) -> Self {
+        self.env.push((k.to_string(), EnvValue::Plain(v.into())));
+        self
+    }
+
+    pub fn secret_env(mut self, k: &str, v: &Secret) -> Self {
+        self.env.push((k.to_string(), EnvValue::Secret(v.clone())));
+        self
+    }
+
+    pub fn stdin(mut self, text: impl Into<String>) -> Self {
+        self.stdin = Some(Secret::new(text));
+        self
+    }
+
+    /// Marks a command that only reads: it runs even in a dry run.
+    pub fn read_only(mut self) -> Self {
+        self.mutating = false;
+        self
+    }
+
+    pub fn streaming(mut self) -> Self {
+        self.stream = true;
+        self
+    }
+}
+
+impl fmt::Display for Cmd {
+    /// The command as a shell line, secrets redacted.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (k, v) in &self.env {
+            match v {
+                EnvValue::Plain(p) => write!(f, "{k}={} ", shell_quote(p))?,
+                EnvValue::Secret(_) => write!(f, "{k}=<redacted> ")?,
+            }
+        }
+        let prog = self
+            .program
+            .file_name()
+            .map(|p| p.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let prog = prog.strip_suffix(".exe").unwrap_or(&prog).to_string();
+        write!(f, "{}", shell_quote(&prog))?;
+        for a in &self.args {
+            write!(f, " {}", shell_quote(a))?;
+        }
+        if self.stdin.is_some() {
+            write!(f, " <<< <stdin redacted>")?;
+        }
+        Ok(())
+    }
+}
+
+fn shell_quote(s: &str) -> String {
+    if !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./:=,@%+".contains(c))
+    {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
+}
+
+/// What a command printed.
+#[derive(Debug, Clone, Default)]
+pub struct Output {
+    pub stdout: String,
+    pub stderr: String,
+    pub success: bool,
+}
+
+/// Executes commands.
+pub trait Runner {
+    /// Runs `cmd`; a non-zero exit is an error carrying its stderr.
+    fn run(&self, cmd: &Cmd) -> Result<Output> {
+        let out = self.run_unchecked(cmd)?;
+        if !out.success {
+            bail!("`{cmd}` failed: {}", out.stderr.trim());
+        }
+        Ok(out)
+    }
+
+    /// Runs `cmd` and returns its output whatever its exit status.
+    fn run_unchecked(&self, cmd: &Cmd) -> Result<Output>;
+
+    /// True when nothing is to be changed.
+    fn dry_run(&self) -> bool {
+        false
+    }
+}
+
+/// Runs commands for real, through xshell (arguments are passed as-is, never
+/// through a shell).
+pub struct Real {
+    sh: xshell::Shell,
+    pub verbose: bool,
+}
+
+impl Real {
+    pub fn new(verbose: bool) -> Result<Self> {
+        Ok(Real {
+            sh: xshell::Shell::new().context("creating a shell context")?,
+            verbose,
+        })
+    }
+}
+
+impl Runner for Real {
+    fn run_unchecked(&self, cmd: &Cmd) -> Result<Output> {
+        if self.verbose {
+            eprintln!("$ {cmd}");
+        }
+        let _dir = cmd.cwd.as_ref().map(|d| self.sh.push_dir(d));
+        let mut c = self
+            .sh
+            .cmd(&cmd.program)
+            .args(&cmd.args)
+            .quiet()
+            .ignore_status();
+        let has_secret = cmd.stdin.is_some()
+            || cmd
+                .env
+                .iter()
+                .any(|(_, v)| matches!(v, EnvValue::Secret(_)));
+        for (k, v) in &cmd.env {
+            c = match v {
+                EnvValue::Plain(p) => c.env(k, p),
+                EnvValue::Secret(s) => c.env(k, s.expose()),
+            };
+        }
+        if has_secret {
+            c = c.secret();
+        }
+        if let Some(input) = &cmd.stdin {
+            c = c.stdin(input.expose());
+        }
+        if cmd.stream {
+            let status = c.run();
+            return Ok(Output {
+                success: status.is_ok(),
+                stderr: status.err().map(|e| e.to_string()).unwrap_or_default(),
+                ..Output::default()
+            });
+        }
+        let out = c.output().with_context(|| format!("starting `{cmd}`"))?;
+        Ok(Output {
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            success: out.status.success(),
+        })
+    }
+}
+
+/// The runner a subcommand gets: real, or a dry run that prints the plan.
+/// `PGREPL_VERBOSE=1` echoes every command (redacted) before it runs.
+pub fn for_flags(dry_run: bool) -> Result<Box<dyn Runner>> {
+    let verbose = std::env::var("PGREPL_VERBOSE").is_ok_and(|v| v == "1");
+    let real = Real::new(verbose)?;
+    Ok(if dry_run {
+        Box::new(DryRun { inner: real })
+    } else {
+        Box::new(real)
+    })
+}
+
+/// Prints mutating commands instead of running them; read-only ones run
+/// through the inner runner so the plan reflects the live state.
+pub struct DryRun<R: Runner> {
+    pub inner: R,
+}
+
+impl<R: Runner> Runner for DryRun<R> {
+    fn run_unchecked(&self, cmd: &Cmd) -> Result<Output> {
+        if cmd.mutating {
+            println!("[dry-run] {cmd}");
+            return Ok(Output {
+                success: true,
+                ..Output::default()
+            });
+        }
+        self.inner.run_unchecked(cmd)
+    }
+
+    fn dry_run(&self) -> bool {
+        true
+    }
+}
+
+/// Keeps every command and answers from a script (tests).
+#[cfg(test)]
+#[derive(Clone, Default)]
+pub struct Recording {
+    pub seen: Arc<Mutex<Vec<Cmd>>>,
+    /// Returned for a command whose display contains the key.
+    pub answers: Arc<Mutex<Vec<(String, Output)>>>,
+}
+
+#[cfg(test)]
+impl Recording {
+    pub fn answer(&self, contains: &str, stdout: &str) {
+        self.answers.lock().unwrap().push((
+            contains.to_string(),
+            Output {
+                stdout: stdout.to_string(),
+                success: true,
+                ..Output::default()
+            },
+        ));
+    }
+
+    pub fn lines(&self) -> Vec<String> {
+        self.seen
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|c| c.to_string())
+            .collect()
+    }
+}
+
+#[cfg(test)]
+impl Runner for Recording {
+    fn run_unchecked(&self, cmd: &Cmd) -> Result<Output> {
+        self.seen.lock().unwrap().push(cmd.clone());
+        let shown = cmd.to_string();
+        let answers = self.answers.lock().unwrap();
+        Ok(answers
+            .iter()
+            .find(|(k, _)| shown.contains(k.as_str()))
+            .map(|(_, o)| o.clone())
+            .unwrap_or(Output {
+                success: true,
+                ..Output::default()
+            }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_redacts_secrets() {
+        let pw = Secret::new("hunter2");
+        let c = Cmd::new("/usr/bin/docker")
+            .args([
+                "exec",
+                "-e",
+                "PGPASSWORD",
+                "node",
+                "pg_basebackup",
+                "-D",
+                "/backup/x y",
+            ])
+            .secret_env("PGPASSWORD", &pw)
+            .env("PLAIN", "v")
+            .stdin("ALTER ROLE r PASSWORD 'hunter2'");
+        let shown = c.to_string();
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(
+            shown.starts_with("PGPASSWORD=<redacted> PLAIN=v docker exec"),
+            "{shown}"
+        );
+        assert!(shown.contains("'/backup/x y'"), "{shown}");
+        assert!(!format!("{c:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn dry_run_runs_only_reads() {
+        let rec = Recording::default();
+        rec.answer("inspect", "ok");
+        let dry = DryRun { inner: rec.clone() };
+        dry.run(&Cmd::new("docker").arg("rm")).unwrap();
+        let out = dry
+            .run(&Cmd::new("docker").arg("inspect").read_only())
+            .unwrap();
+        assert_eq!(out.stdout, "ok");
+        assert_eq!(rec.lines(), ["docker inspect"]);
+    }
+}

@@ -1,0 +1,480 @@
+//! `setup-sync` / `setup-async`: from nothing (or a half-built cluster) to a
+//! verified streaming cluster. Every step checks the live state first, so a
+//! re-run on a healthy cluster changes nothing and verifies again, and a
+//! re-run after an interruption finishes the job.
+
+use crate::cluster::{poll, Cluster};
+use crate::docker::{image_for, port_in_use};
+use crate::project;
+use crate::runner::{Cmd, Runner};
+use crate::status;
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use cluster_config::compose::{self, STATE_DIR};
+use cluster_config::net::Cidr;
+use cluster_config::render::{self, BACKUP_DIR, PGDATA};
+use cluster_config::{validate, Mode, Storage};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Args)]
+pub struct SetupArgs {
+    /// Topology file [default: conf/semi-sync.toml for setup-sync, conf/async-slots.toml for setup-async]
+    #[arg(long, short = 't', value_name = "FILE", env = "PGREPL_TOPOLOGY")]
+    pub topology: Option<PathBuf>,
+    /// Print the docker / psql / pg_basebackup commands in order, change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// How long to wait for each server or condition, in seconds
+    #[arg(long, default_value_t = 180)]
+    pub timeout: u64,
+}
+
+const CLONE_MARKER: &str = ".pgrepl-clone-in-progress";
+
+struct Phases(Vec<(&'static str, Duration)>, Instant);
+
+impl Phases {
+    fn done(&mut self, name: &'static str) {
+        let now = Instant::now();
+        self.0.push((name, now - self.1));
+        self.1 = now;
+    }
+}
+
+pub fn run(args: &SetupArgs, mode: Mode, runner: &dyn Runner) -> Result<()> {
+    let default = match mode {
+        Mode::Sync => "conf/semi-sync.toml",
+        Mode::Async => "conf/async-slots.toml",
+    };
+    let topo_path = args
+        .topology
+        .clone()
+        .unwrap_or_else(|| project::root().join(default));
+    let c = Cluster::open(&topo_path, runner)?;
+    let timeout = Duration::from_secs(args.timeout);
+    let started = Instant::now();
+    let mut phases = Phases(vec![], started);
+    let t = c.topology().clone();
+
+    // Preflight: nothing changes before all of these pass.
+    let report = validate::validate_topology(&c.loaded);
+    if report.has_errors() {
+        bail!("{} is invalid:\n{report}", c.loaded.path);
+    }
+    if t.replication.mode != mode {
+        let other = if mode == Mode::Sync {
+            "setup-async"
+        } else {
+            "setup-sync"
+        };
+        bail!(
+            "{} has mode = \"{:?}\"; use `cargo xtask {other}`",
+            c.loaded.path,
+            t.replication.mode
+        );
+    }
+    let image = image_for(&t.cluster.image);
+    if !c.docker.has_image(runner, &image)? {
+        bail!(
+            "image `{image}` is not in the Docker engine and cannot be pulled here. Build the project's own with \
+             `cargo xtask image` and set PGREPL_IMAGE=pgrepl/postgres:15, or `docker pull {image}` where a registry is reachable."
+        );
+    }
+    for node in &t.nodes {
+        let port = *node.port.get_ref();
+        if !c.is_running(node.name())? && port_in_use(port) {
+            bail!("port {port} on 127.0.0.1, published by node {}, is already in use. Stop what listens there or change the node's `port` in {}.", node.name(), c.loaded.path);
+        }
+    }
+    println!(
+        "{}: {} nodes, image {image}, {}",
+        t.name(),
+        t.nodes.len(),
+        c.docker.describe()
+    );
+    phases.done("preflight");
+
+    // Files: compose file, state folders, secrets.
+    let compose_file = project::root()
+        .join(compose::COMPOSE_DIR)
+        .join(format!("{}.yml", t.name()));
+    let rendered = compose::render(&t, &c.loaded.path);
+    if !runner.dry_run() {
+        project::write_if_changed(&compose_file, &rendered)?;
+        for node in &t.nodes {
+            for st in [&node.data, &node.backup] {
+                if let Storage::Bind(dir) = st {
+                    create_private_dir(&c.state_dir().join(dir))?;
+                }
+            }
+            std::fs::create_dir_all(c.state_dir().join("conf").join(node.name()))?;
+        }
+    }
+    let secrets = c.secrets()?;
+    // Networks and containers, none started yet.
+    runner.run(&c.compose().args(["up", "--no-start"]))?;
+    let subnet = discover_subnet(&c)?;
+    if let (Some(want), Some(got)) = (t.network.subnet, subnet) {
+        if want != got {
+            bail!("network of {} has subnet {got}, but the topology says {want}; `cargo xtask down` and re-run", t.name());
+        }
+    }
+    let primary = t
+        .initial_primary()
+        .context("no primary")?
+        .name()
+        .to_string();
+    let live_primary = status::find_primary(&c)?;
+    let primary_name = live_primary.clone().unwrap_or(primary.clone());
+    let fresh = live_primary.is_none() && !data_initialized(&c, &primary_name)?;
+    for node in &t.nodes {
+        write_node_conf(
+            &c,
+            node.name(),
+            subnet.as_ref(),
+            fresh && node.name() == primary_name,
+        )?;
+        if !c.is_running(node.name())? {
+            own_mounts(&c, node.name())?;
+        }
+    }
+    phases.done("prepare");
+
+    // Primary.
+    runner.run(&c.compose().args(["up", "-d", "--no-deps", &primary_name]))?;
+    c.wait_ready(&primary_name, timeout)?;
+    if fresh {
+        // First start used an empty synchronous_standby_names so the image's
+        // init could commit; now the real one.
+        let node = c.node(&primary_name)?;
+        write_node_conf(&c, node.name(), subnet.as_ref(), false)?;
+        c.sql_mut(&primary_name, "SELECT pg_reload_conf()")?;
+    }
+    phases.done("primary");
+
+    // Replication role with the generated password (sent on stdin), slots.
+    let user = t.replication.user.get_ref();
+    let role_sql = format!(
+        "SET synchronous_commit = local;\n\
+         SELECT format('CREATE ROLE %I WITH REPLICATION LOGIN', {lit}) WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = {lit})\\gexec\n\
+         ALTER ROLE {ident} WITH REPLICATION LOGIN PASSWORD {pw};\n",
+        lit = sql_literal(user),
+        ident = sql_ident(user),
+        pw = sql_literal(secrets.replication.expose()),
+    );
+    c.sql_mut(&primary_name, &role_sql)?;
+    for slot in render::slots(&t) {
+        c.sql_mut(
+            &primary_name,
+            &format!(
+                "SELECT pg_create_physical_replication_slot({s}) WHERE NOT EXISTS (SELECT FROM pg_replication_slots WHERE slot_name = {s})",
+                s = sql_literal(&slot)
+            ),
+        )?;
+    }
+    phases.done("role");
+
+    // Standbys.
+    for node in t.nodes.iter().filter(|n| n.name() != primary_name) {
+        let name = node.name();
+        if c.is_running(name)? && c.ready(name) && c.sql(name, "SELECT pg_is_in_recovery()")? == "t"
+        {
+            println!("{name}: already a running standby");
+            continue;
+        }
+        clone_standby(&c, name, &primary_name, &secrets.replication)?;
+        runner.run(&c.compose().args(["up", "-d", "--no-deps", name]))?;
+        c.wait_ready(name, timeout)?;
+    }
+    phases.done("standbys");
+
+    if runner.dry_run() {
+        println!("dry run: nothing changed");
+        return Ok(());
+    }
+    verify(&c, &primary_name, timeout)?;
+    phases.done("verify");
+
+    println!(
+        "\n{} is up and verified ({:.1}s):",
+        t.name(),
+        started.elapsed().as_secs_f64()
+    );
+    for (name, d) in &phases.0 {
+        println!("  {name:<10} {:>6.1}s", d.as_secs_f64());
+    }
+    let rows = status::collect(&c)?;
+    println!("\n{}", status::table(&rows));
+    Ok(())
+}
+
+fn create_private_dir(p: &std::path::Path) -> Result<()> {
+    std::fs::create_dir_all(p).with_context(|| format!("creating {}", p.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o700));
+    }
+    Ok(())
+}
+
+fn sql_literal(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+fn sql_ident(s: &str) -> String {
+    format!("\"{}\"", s.replace('"', "\"\""))
+}
+
+/// The subnet Docker gave the cluster network.
+fn discover_subnet(c: &Cluster) -> Result<Option<Cidr>> {
+    let net = format!("{}_{}", c.name(), c.topology().network.name);
+    let out = c.runner.run_unchecked(
+        &c.docker
+            .cmd()
+            .args([
+                "network",
+                "inspect",
+                "--format",
+                "{{range .IPAM.Config}}{{.Subnet}} {{end}}",
+                &net,
+            ])
+            .read_only(),
+    )?;
+    if !out.success {
+        if c.runner.dry_run() {
+            return Ok(c.topology().network.subnet);
+        }
+        bail!(
+            "network {net} not found after `up --no-start`: {}",
+            out.stderr.trim()
+        );
+    }
+    let first = out
+        .stdout
+        .split_whitespace()
+        .find(|s| s.contains('.'))
+        .or(out.stdout.split_whitespace().next());
+    first
+        .map(|s| s.parse::<Cidr>().map_err(anyhow::Error::msg))
+        .transpose()
+}
+
+fn write_node_conf(c: &Cluster, node: &str, subnet: Option<&Cidr>, bootstrap: bool) -> Result<()> {
+    let t = c.topology();
+    let n = c.node(node)?;
+    let mut conf = render::postgresql_conf(t, n);
+    if bootstrap {
+        conf.push_str("\n# Bootstrap: the image's first start commits before any standby exists.\nsynchronous_standby_names = ''\n");
+    }
+    let hba = render::pg_hba_conf(t, n, subnet);
+    if c.runner.dry_run() {
+        println!(
+            "[dry-run] write {STATE_DIR}/{}/conf/{node}/postgresql.conf and pg_hba.conf",
+            t.name()
+        );
+        return Ok(());
+    }
+    let dir = c.state_dir().join("conf").join(node);
+    project::write_if_changed(&dir.join("postgresql.conf"), &conf)?;
+    project::write_if_changed(&dir.join("pg_hba.conf"), &hba)?;
+    Ok(())
+}
+
+/// A one-off container of the node's service (its volumes, no ports, no
+/// entrypoint), running as the server's user.
+pub fn one_off(c: &Cluster, node: &str, program: &str) -> Cmd {
+    let user = crate::docker::run_as_user().unwrap_or_else(|| "postgres".into());
+    c.compose().args([
+        "run",
+        "--rm",
+        "--no-deps",
+        "-T",
+        "-u",
+        &user,
+        "--entrypoint",
+        program,
+        node,
+    ])
+}
+
+/// Gives the node's data and backup mounts to the server's user, mode 0700:
+/// bind folders made by a root host user, and fresh named volumes, belong to
+/// root; the server (and the one-off containers) run as `postgres` or as the
+/// invoking user.
+fn own_mounts(c: &Cluster, node: &str) -> Result<()> {
+    let (owner, group) = match crate::docker::run_as_user() {
+        Some(ug) => {
+            let (u, g) = ug.split_once(':').unwrap_or((ug.as_str(), ug.as_str()));
+            (u.to_string(), g.to_string())
+        }
+        None => ("postgres".to_string(), "postgres".to_string()),
+    };
+    c.runner.run(
+        &c.compose()
+            .args([
+                "run",
+                "--rm",
+                "--no-deps",
+                "-T",
+                "-u",
+                "0",
+                "--entrypoint",
+                "install",
+                node,
+                "-d",
+                "-m",
+                "0700",
+                "-o",
+            ])
+            .arg(owner)
+            .arg("-g")
+            .arg(group)
+            .args([PGDATA, BACKUP_DIR]),
+    )?;
+    Ok(())
+}
+
+fn data_initialized(c: &Cluster, node: &str) -> Result<bool> {
+    let out = c.runner.run_unchecked(
+        &one_off(c, node, "test")
+            .args(["-s", &format!("{PGDATA}/PG_VERSION")])
+            .read_only(),
+    )?;
+    Ok(out.success)
+}
+
+/// Clones a standby from the primary into its (empty) data folder.
+fn clone_standby(
+    c: &Cluster,
+    node: &str,
+    primary: &str,
+    password: &crate::runner::Secret,
+) -> Result<()> {
+    let r = c.runner;
+    let marker = format!("{BACKUP_DIR}/{CLONE_MARKER}");
+    let in_progress = r
+        .run_unchecked(&one_off(c, node, "test").args(["-e", &marker]).read_only())?
+        .success;
+    if data_initialized(c, node)? && !in_progress {
+        let has_signal = r
+            .run_unchecked(
+                &one_off(c, node, "test")
+                    .args(["-e", &format!("{PGDATA}/standby.signal")])
+                    .read_only(),
+            )?
+            .success;
+        if has_signal {
+            println!("{node}: data folder holds a standby; starting it");
+            return Ok(());
+        }
+        bail!(
+            "{node}: its data folder holds a database that is not a standby; nothing was changed. \
+             Re-clone it with `cargo xtask basebackup --node {node}` (the old data is kept until the new copy is verified)."
+        );
+    }
+    r.run(&c.compose().args(["stop", node]))?;
+    r.run(&one_off(c, node, "touch").arg(&marker))?;
+    if in_progress {
+        // Left by an interrupted clone: never a working data folder.
+        println!("{node}: clearing an interrupted clone");
+        r.run(&one_off(c, node, "find").args([PGDATA, "-mindepth", "1", "-delete"]))?;
+    }
+    println!("{node}: pg_basebackup from {primary}");
+    r.run(
+        &c.compose()
+            .args(["run", "--rm", "--no-deps", "-T", "-e", "PGPASSWORD", "-u"])
+            .arg(crate::docker::run_as_user().unwrap_or_else(|| "postgres".into()))
+            .args([
+                "--entrypoint",
+                "pg_basebackup",
+                node,
+                "-h",
+                primary,
+                "-p",
+                "5432",
+                "-U",
+            ])
+            .arg(c.topology().replication.user.get_ref())
+            .args([
+                "-D",
+                PGDATA,
+                "-X",
+                "stream",
+                "-c",
+                "fast",
+                "--no-password",
+                "-P",
+            ])
+            .secret_env("PGPASSWORD", password)
+            .streaming(),
+    )
+    .with_context(|| format!("cloning {node} from {primary}"))?;
+    let t = c.topology();
+    let settings = render::standby_settings(t, c.node(node)?, primary, Some(password.expose()));
+    r.run(
+        &one_off(c, node, "tee")
+            .args(["-a", &format!("{PGDATA}/postgresql.auto.conf")])
+            .stdin(settings),
+    )?;
+    r.run(&one_off(c, node, "touch").arg(format!("{PGDATA}/standby.signal")))?;
+    r.run(&one_off(c, node, "rm").args(["-f", &marker]))?;
+    Ok(())
+}
+
+/// Every standby streams with the sync state the configuration implies, and
+/// a synchronously committed row is read back from each.
+fn verify(c: &Cluster, primary: &str, timeout: Duration) -> Result<()> {
+    let t = c.topology();
+    let standbys: Vec<&str> = t
+        .nodes
+        .iter()
+        .filter(|n| n.name() != primary)
+        .map(|n| n.name())
+        .collect();
+    let expected = status::expected_sync_states(t, primary);
+    poll(
+        "every standby to stream with the expected sync_state",
+        timeout,
+        || {
+            let rows = c.sql(
+                primary,
+                "SELECT application_name, state, sync_state FROM pg_stat_replication",
+            )?;
+            let ok = standbys.iter().all(|s| {
+                rows.lines().any(|l| {
+                    let f: Vec<&str> = l.split('|').collect();
+                    f.len() == 3
+                        && f[0] == *s
+                        && f[1] == "streaming"
+                        && expected.get(*s).is_none_or(|e| e == f[2])
+                })
+            });
+            Ok(ok.then_some(()))
+        },
+    )?;
+    let token = crate::cluster::generate_password()?;
+    c.sql_mut(
+        primary,
+        &format!(
+            "SET synchronous_commit = on;\nCREATE TABLE IF NOT EXISTS pgrepl_check (token text PRIMARY KEY, at timestamptz DEFAULT now());\n\
+             INSERT INTO pgrepl_check (token) VALUES ('{token}');"
+        ),
+    )?;
+    for s in &standbys {
+        poll(&format!("the check row on {s}"), timeout, || {
+            Ok((c
+                .sql(
+                    s,
+                    &format!("SELECT count(*) FROM pgrepl_check WHERE token = '{token}'"),
+                )
+                .ok()
+                .as_deref()
+                == Some("1"))
+            .then_some(()))
+        })?;
+    }
+    println!("verified: {} standby(s) streaming; a synchronous commit on {primary} was read back from each", standbys.len());
+    Ok(())
+}
