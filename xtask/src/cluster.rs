@@ -15,8 +15,20 @@ use cluster_config::{Loaded, Node, Topology};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+/// An error that ends a [`poll`] at once instead of being retried.
+#[derive(Debug)]
+pub struct Stop(pub String);
+
+impl std::fmt::Display for Stop {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Stop {}
+
 /// Polls `check` until it returns `Some`, or fails after `timeout` with
-/// what it was waiting for.
+/// what it was waiting for. Errors are retried, except [`Stop`].
 pub fn poll<T>(
     what: &str,
     timeout: Duration,
@@ -29,6 +41,7 @@ pub fn poll<T>(
         match check() {
             Ok(Some(v)) => return Ok(v),
             Ok(None) => {}
+            Err(e) if e.downcast_ref::<Stop>().is_some() => return Err(e),
             Err(e) => last_err = Some(e),
         }
         if Instant::now() >= deadline {
@@ -171,7 +184,26 @@ impl<'r> Cluster<'r> {
             return Ok(());
         }
         poll(&format!("{node} to accept connections"), timeout, || {
-            Ok(self.ready(node).then_some(()))
+            if self.ready(node) {
+                return Ok(Some(()));
+            }
+            if !self.is_running(node)? {
+                let id = self.container(node)?.unwrap_or_default();
+                let logs = self.runner.run_unchecked(
+                    &self
+                        .docker
+                        .cmd()
+                        .args(["logs", "--tail", "15", &id])
+                        .read_only(),
+                )?;
+                let text = format!("{}{}", logs.stdout, logs.stderr);
+                return Err(Stop(format!(
+                    "{node}'s container is not running; its last log lines:\n{}",
+                    text.trim_end()
+                ))
+                .into());
+            }
+            Ok(None)
         })
     }
 
@@ -278,13 +310,21 @@ mod tests {
         .unwrap_err();
         assert!(err.to_string().contains("waiting for nothing"), "{err}");
         assert!(err.to_string().contains("attempt"), "{err}");
-        assert_eq!(
-            poll("three", Duration::from_secs(5), || {
-                n += 1;
-                Ok((n > 3).then_some(n))
-            })
-            .unwrap(),
-            n
+        let mut calls = 0;
+        let got = poll("the third call", Duration::from_secs(5), || {
+            calls += 1;
+            Ok((calls == 3).then_some(calls))
+        })
+        .unwrap();
+        assert_eq!(got, 3);
+        let started = Instant::now();
+        let stopped = poll::<()>("x", Duration::from_secs(30), || {
+            Err(Stop("gone".into()).into())
+        });
+        assert_eq!(stopped.unwrap_err().to_string(), "gone");
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "a Stop error ends the wait at once"
         );
     }
 }

@@ -3,7 +3,9 @@
 //! `main` only parses the command line and dispatches; each task lives in its
 //! own module.
 
+mod basebackup;
 mod cluster;
+mod datamove;
 mod docker;
 mod down;
 mod image;
@@ -41,6 +43,7 @@ pub enum Command {
     SetupSync(setup::SetupArgs),
     /// From nothing to a verified asynchronous cluster with slots (runbook 003).
     SetupAsync(setup::SetupArgs),
+    Basebackup(basebackup::BasebackupArgs),
     Status(status::StatusArgs),
     Down(down::DownArgs),
 }
@@ -57,6 +60,9 @@ fn main() {
             .and_then(|r| setup::run(&args, cluster_config::Mode::Sync, r.as_ref())),
         Command::SetupAsync(args) => runner::for_flags(args.dry_run)
             .and_then(|r| setup::run(&args, cluster_config::Mode::Async, r.as_ref())),
+        Command::Basebackup(args) => {
+            runner::for_flags(args.dry_run).and_then(|r| basebackup::run(&args, r.as_ref()))
+        }
         Command::Status(args) => {
             runner::for_flags(false).and_then(|r| status::run(&args, r.as_ref()))
         }

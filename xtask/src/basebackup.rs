@@ -1,0 +1,328 @@
+//! `basebackup`: re-clones standbys the runbook's way (steps 6-8), made safe:
+//! `pg_basebackup` into the node's own backup folder while it keeps serving,
+//! `pg_verifybackup`, then stop, replace the data folder with the verified
+//! copy (old data removed only after the new is complete), start, and wait
+//! until it streams and has caught up. A killed run is finished by a re-run.
+
+use crate::cluster::{poll, Cluster};
+use crate::datamove;
+use crate::project;
+use crate::runner::Runner;
+use crate::setup::one_off;
+use crate::status;
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use cluster_config::render::{self, BACKUP_DIR};
+use cluster_config::Storage;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// Re-clone standbys from the live primary through their backup folders, verified and resumable.
+#[derive(Debug, Args)]
+pub struct BasebackupArgs {
+    /// Topology file
+    #[arg(
+        long,
+        short = 't',
+        value_name = "FILE",
+        env = "PGREPL_TOPOLOGY",
+        default_value = "conf/semi-sync.toml"
+    )]
+    pub topology: PathBuf,
+    /// Standby to re-clone (repeatable) [default: every standby]
+    #[arg(long = "node", value_name = "NAME")]
+    pub nodes: Vec<String>,
+    /// Print the commands, change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// How long to wait for the standby to stream and catch up, in seconds
+    #[arg(long, default_value_t = 180)]
+    pub timeout: u64,
+}
+
+/// Name of the copy inside a backup folder, and of its label beside it.
+const BASE: &str = "base";
+const LABEL: &str = "base.label";
+
+/// What a verified backup is of; written beside it once it is complete.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Label {
+    pub node: String,
+    pub system_identifier: String,
+}
+
+impl Label {
+    pub fn render(&self) -> String {
+        format!(
+            "node={}\nsystem_identifier={}\nverified=true\n",
+            self.node, self.system_identifier
+        )
+    }
+
+    pub fn parse(text: &str) -> Option<Label> {
+        let get = |k: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(k)?.strip_prefix('='))
+                .map(str::to_string)
+        };
+        (get("verified").as_deref() == Some("true")).then_some(())?;
+        Some(Label {
+            node: get("node")?,
+            system_identifier: get("system_identifier")?,
+        })
+    }
+}
+
+/// Refuses a backup made for another node, or of another cluster.
+pub fn check_label(label: &Label, node: &str, system_identifier: &str) -> Result<()> {
+    if label.node != node {
+        bail!(
+            "the backup folder of {node} holds a backup labelled for {}: refusing to put one node's backup into another's data folder",
+            label.node
+        );
+    }
+    if label.system_identifier != system_identifier {
+        bail!(
+            "the backup in {node}'s folder is of database system {}, but the primary is {system_identifier}: refusing it",
+            label.system_identifier
+        );
+    }
+    Ok(())
+}
+
+pub fn run(args: &BasebackupArgs, runner: &dyn Runner) -> Result<()> {
+    let path = if args.topology.is_relative() && !args.topology.exists() {
+        project::root().join(&args.topology)
+    } else {
+        args.topology.clone()
+    };
+    let c = Cluster::open(&path, runner)?;
+    let primary = status::find_primary(&c)?.context(
+        "no writable primary is running; start the cluster (setup-sync / setup-async) first",
+    )?;
+    let nodes: Vec<String> = if args.nodes.is_empty() {
+        c.topology()
+            .nodes
+            .iter()
+            .map(|n| n.name().to_string())
+            .filter(|n| *n != primary)
+            .collect()
+    } else {
+        args.nodes.clone()
+    };
+    for n in &nodes {
+        c.node(n)?;
+        if *n == primary {
+            bail!("{n} is the primary: its data is never replaced. Re-clone standbys only.");
+        }
+    }
+    let sysid = c.sql(
+        &primary,
+        "SELECT system_identifier FROM pg_control_system()",
+    )?;
+    for n in &nodes {
+        reclone(&c, n, &primary, &sysid, Duration::from_secs(args.timeout))
+            .with_context(|| format!("re-cloning {n}"))?;
+    }
+    if runner.dry_run() {
+        println!("dry run: nothing changed");
+    } else {
+        print!("\n{}", status::table(&status::collect(&c)?));
+    }
+    Ok(())
+}
+
+fn host_dir(c: &Cluster, node: &str, which: &str) -> Result<PathBuf> {
+    let n = c.node(node)?;
+    let st = if which == "data" { &n.data } else { &n.backup };
+    match st {
+        Storage::Bind(dir) => Ok(c.state_dir().join(dir)),
+        Storage::Volume(v) => bail!(
+            "{node}'s {which} is the named volume `{v}`: basebackup moves data folders on the host and needs bind-mounted folders \
+             (`{which} = {{ bind = \"...\" }}`). A volume-backed standby is cloned by setup-async."
+        ),
+    }
+}
+
+fn reclone(c: &Cluster, node: &str, primary: &str, sysid: &str, timeout: Duration) -> Result<()> {
+    let r = c.runner;
+    let data = host_dir(c, node, "data")?;
+    let backup = host_dir(c, node, "backup")?;
+    let (base, label_path) = (backup.join(BASE), backup.join(LABEL));
+    std::fs::read_dir(&data).with_context(|| {
+        format!(
+            "{} cannot be read by this user: its files belong to the container's user. Run as the user who set the cluster up \
+             (the containers run as that user), or as root.",
+            data.display()
+        )
+    })?;
+    let started = Instant::now();
+    let label = std::fs::read_to_string(&label_path)
+        .ok()
+        .and_then(|t| Label::parse(&t));
+    match &label {
+        Some(l) => {
+            check_label(l, node, sysid)?;
+            println!("{node}: a verified backup is already in its backup folder; resuming");
+        }
+        None => {
+            if base.exists() && !r.dry_run() {
+                println!(
+                    "{node}: removing an incomplete backup from {}",
+                    project::display(&base)
+                );
+                datamove::remove_all(&base)?;
+            }
+            let target = format!("{BACKUP_DIR}/{BASE}");
+            println!("{node}: pg_basebackup from {primary} into its backup folder");
+            let password = c.secrets()?.replication;
+            r.run(
+                &c.compose()
+                    .args(["run", "--rm", "--no-deps", "-T", "-e", "PGPASSWORD", "-u"])
+                    .arg(crate::docker::run_as_user().unwrap_or_else(|| "postgres".into()))
+                    .args([
+                        "--entrypoint",
+                        "pg_basebackup",
+                        node,
+                        "-h",
+                        primary,
+                        "-p",
+                        "5432",
+                        "-U",
+                    ])
+                    .arg(c.topology().replication.user.get_ref())
+                    .args([
+                        "-D",
+                        &target,
+                        "-X",
+                        "stream",
+                        "-c",
+                        "fast",
+                        "--no-password",
+                        "-P",
+                    ])
+                    .secret_env("PGPASSWORD", &password)
+                    .streaming(),
+            )?;
+            r.run(&one_off(c, node, "pg_verifybackup").args(["-q", &target]))
+                .context("pg_verifybackup rejected the backup")?;
+            let settings = render::standby_settings(
+                c.topology(),
+                c.node(node)?,
+                primary,
+                Some(password.expose()),
+            );
+            r.run(
+                &one_off(c, node, "tee")
+                    .args(["-a", &format!("{target}/postgresql.auto.conf")])
+                    .stdin(settings),
+            )?;
+            r.run(&one_off(c, node, "touch").arg(format!("{target}/standby.signal")))?;
+            if !r.dry_run() {
+                let l = Label {
+                    node: node.to_string(),
+                    system_identifier: sysid.to_string(),
+                };
+                crate::cluster::write_private(&label_path, &l.render())?;
+            }
+            println!(
+                "{node}: backup verified ({:.1}s)",
+                started.elapsed().as_secs_f64()
+            );
+        }
+    }
+    r.run(&c.compose().args(["stop", node]))?;
+    if r.dry_run() {
+        println!(
+            "[dry-run] replace {} with {}",
+            project::display(&data),
+            project::display(&base)
+        );
+    } else {
+        let stats = move_with_progress(&base, &data)?;
+        println!(
+            "{node}: data folder replaced: {} files, {:.1} MiB in {:.1}s ({:.0} MiB/s)",
+            stats.files,
+            stats.bytes as f64 / 1048576.0,
+            stats.seconds,
+            stats.bytes as f64 / 1048576.0 / stats.seconds.max(1e-6)
+        );
+        // The backup served its purpose; a stale one must never be reused.
+        std::fs::remove_file(&label_path)?;
+        datamove::remove_all(&base)?;
+    }
+    r.run(&c.compose().args(["up", "-d", "--no-deps", node]))?;
+    if r.dry_run() {
+        return Ok(());
+    }
+    c.wait_ready(node, timeout)?;
+    let target_lsn = c.sql(primary, "SELECT pg_current_wal_lsn()")?;
+    poll(
+        &format!("{node} to stream and replay up to {target_lsn}"),
+        timeout,
+        || {
+            let row = c.sql(
+            primary,
+            &format!(
+                "SELECT state, replay_lsn >= '{target_lsn}'::pg_lsn FROM pg_stat_replication WHERE application_name = '{}'",
+                node.replace('\'', "''")
+            ),
+        )?;
+            Ok((row == "streaming|t").then_some(()))
+        },
+    )?;
+    println!(
+        "{node}: streaming from {primary} and caught up ({:.1}s in all)",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// Runs the data move with a progress bar (bytes and files) on a terminal.
+pub fn move_with_progress(src: &Path, dest: &Path) -> Result<datamove::Stats> {
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} {bar:40} {bytes}/{total_bytes} {msg} {bytes_per_sec}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let stats = datamove::replace_dir(
+        src,
+        dest,
+        None,
+        &mut |files, total_files, bytes, total_bytes| {
+            bar.set_length(total_bytes);
+            bar.set_position(bytes);
+            bar.set_message(format!("{files}/{total_files} files"));
+        },
+    );
+    bar.finish_and_clear();
+    stats
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn label_round_trips_and_guards_the_wrong_node() {
+        let l = Label {
+            node: "slave2-db".into(),
+            system_identifier: "7312".into(),
+        };
+        let parsed = Label::parse(&l.render()).unwrap();
+        assert_eq!(parsed, l);
+        assert!(check_label(&parsed, "slave2-db", "7312").is_ok());
+        let err = check_label(&parsed, "slave1-db", "7312")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("labelled for slave2-db"), "{err}");
+        assert!(check_label(&parsed, "slave2-db", "9999").is_err());
+        assert_eq!(
+            Label::parse("node=x\nsystem_identifier=1\n"),
+            None,
+            "unverified labels are not trusted"
+        );
+    }
+}

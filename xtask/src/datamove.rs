@@ -1,0 +1,398 @@
+//! Replacing a data folder with a verified copy, safely: the runbook's
+//! `rmdir /s` + `xcopy /E /I /Y`, in Rust, on the host.
+//!
+//! The old folder is removed only after the new one is complete. Every step
+//! leaves a state a re-run recognises and finishes:
+//!
+//! | on disk                                   | a re-run does                    |
+//! |-------------------------------------------|----------------------------------|
+//! | `D.pgrepl-new` without its marker         | deletes that partial copy, copies again |
+//! | `D.pgrepl-new` complete, `D` present      | renames `D` aside, then swaps    |
+//! | `D.pgrepl-new` complete, `D` absent       | renames it to `D`                |
+//! | `D.pgrepl-old` beside a complete `D`      | deletes the old copy             |
+//!
+//! Renames are between siblings, so on one file system each is atomic.
+
+use anyhow::{bail, Context, Result};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+use walkdir::WalkDir;
+
+const NEW_SUFFIX: &str = ".pgrepl-new";
+const OLD_SUFFIX: &str = ".pgrepl-old";
+/// Written into the new copy once every file is in place and synced.
+pub const COMPLETE_MARKER: &str = ".pgrepl-copy-complete";
+
+/// Where a test asks the move to stop, as if killed there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Crash {
+    MidCopy,
+    AfterCopy,
+    AfterSetAside,
+    AfterSwap,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Stats {
+    pub files: u64,
+    pub bytes: u64,
+    pub seconds: f64,
+}
+
+fn sibling(dir: &Path, suffix: &str) -> PathBuf {
+    let mut name = dir.file_name().unwrap_or_default().to_os_string();
+    name.push(suffix);
+    dir.with_file_name(name)
+}
+
+/// Paths of the staging copy and the set-aside old folder for `dest`.
+pub fn staging_paths(dest: &Path) -> (PathBuf, PathBuf) {
+    (sibling(dest, NEW_SUFFIX), sibling(dest, OLD_SUFFIX))
+}
+
+/// Replaces the contents of `dest` with those of `src` (left untouched).
+/// `progress` is told (files, bytes) done so far, against the totals.
+pub fn replace_dir(
+    src: &Path,
+    dest: &Path,
+    crash: Option<Crash>,
+    progress: &mut dyn FnMut(u64, u64, u64, u64),
+) -> Result<Stats> {
+    let started = Instant::now();
+    let (new, old) = staging_paths(dest);
+    let mut stats = Stats::default();
+
+    if !new.join(COMPLETE_MARKER).exists() {
+        if new.exists() {
+            // An interrupted copy: never a working data folder.
+            remove_all(&new)
+                .with_context(|| format!("removing the partial copy {}", new.display()))?;
+        }
+        if !src.is_dir() {
+            bail!("the copy source {} does not exist", src.display());
+        }
+        stats = copy_tree(src, &new, crash, progress)?;
+        let (want_files, want_bytes) = totals(src)?;
+        let (got_files, got_bytes) = totals(&new)?;
+        if (want_files, want_bytes) != (got_files, got_bytes) {
+            bail!(
+                "copy of {} is incomplete ({got_files}/{want_files} files, {got_bytes}/{want_bytes} bytes); {} is untouched",
+                src.display(),
+                dest.display()
+            );
+        }
+        write_synced(&new.join(COMPLETE_MARKER), b"complete\n")?;
+        sync_dir(&new);
+        if crash == Some(Crash::AfterCopy) {
+            bail!("simulated crash after copy");
+        }
+    }
+    if dest.exists() && new.exists() {
+        if old.exists() {
+            remove_all(&old)?;
+        }
+        fs::rename(dest, &old).with_context(|| format!("setting {} aside", dest.display()))?;
+        sync_parent(dest);
+        if crash == Some(Crash::AfterSetAside) {
+            bail!("simulated crash after setting the old folder aside");
+        }
+    }
+    if new.exists() {
+        fs::rename(&new, dest).with_context(|| format!("moving {} into place", new.display()))?;
+        sync_parent(dest);
+        if crash == Some(Crash::AfterSwap) {
+            bail!("simulated crash after the swap");
+        }
+    }
+    if !dest.join(COMPLETE_MARKER).exists() && !dest.exists() {
+        bail!(
+            "{} is missing and no complete copy is staged",
+            dest.display()
+        );
+    }
+    if old.exists() {
+        remove_all(&old).with_context(|| format!("removing the old data {}", old.display()))?;
+    }
+    let marker = dest.join(COMPLETE_MARKER);
+    if marker.exists() {
+        fs::remove_file(&marker)?;
+    }
+    stats.seconds = started.elapsed().as_secs_f64();
+    Ok(stats)
+}
+
+/// Files and bytes under `dir` (the completion marker not counted).
+pub fn totals(dir: &Path) -> Result<(u64, u64)> {
+    let mut files = 0;
+    let mut bytes = 0;
+    for entry in WalkDir::new(dir).follow_links(false) {
+        let entry = entry.with_context(|| format!("reading {}", dir.display()))?;
+        if entry.file_type().is_file() && entry.file_name() != COMPLETE_MARKER {
+            files += 1;
+            bytes += entry.metadata()?.len();
+        }
+    }
+    Ok((files, bytes))
+}
+
+fn copy_tree(
+    src: &Path,
+    dst: &Path,
+    crash: Option<Crash>,
+    progress: &mut dyn FnMut(u64, u64, u64, u64),
+) -> Result<Stats> {
+    let content = fs_extra::dir::get_dir_content(src)
+        .map_err(|e| anyhow::anyhow!("reading {}: {e}", src.display()))?;
+    let (total_files, total_bytes) = (content.files.len() as u64, content.dir_size);
+    let mut stats = Stats::default();
+    fs::create_dir_all(dst).with_context(|| format!("creating {}", dst.display()))?;
+    copy_permissions(src, dst)?;
+    for entry in WalkDir::new(src).min_depth(1).follow_links(false) {
+        let entry = entry.with_context(|| format!("reading {}", src.display()))?;
+        let rel = entry.path().strip_prefix(src)?;
+        let target = dst.join(rel);
+        let ft = entry.file_type();
+        if ft.is_dir() {
+            fs::create_dir_all(&target)
+                .with_context(|| format!("creating {}", target.display()))?;
+            copy_permissions(entry.path(), &target)?;
+        } else if ft.is_symlink() {
+            copy_symlink(entry.path(), &target)?;
+        } else {
+            let n = copy_file(entry.path(), &target).with_context(|| {
+                format!("copying {} to {}", entry.path().display(), target.display())
+            })?;
+            stats.files += 1;
+            stats.bytes += n;
+            progress(stats.files, total_files, stats.bytes, total_bytes);
+            if crash == Some(Crash::MidCopy) && stats.files * 2 >= total_files {
+                bail!("simulated crash in the middle of the copy");
+            }
+        }
+    }
+    Ok(stats)
+}
+
+/// Copies one file and syncs it, then gives it the source's permissions:
+/// a read-only copy could not be opened to sync on Windows.
+fn copy_file(from: &Path, to: &Path) -> Result<u64> {
+    let mut r = fs::File::open(from)?;
+    let mut w = fs::File::create(to)?;
+    let n = std::io::copy(&mut r, &mut w)?;
+    w.sync_all()?;
+    drop(w);
+    copy_permissions(from, to)?;
+    Ok(n)
+}
+
+/// Gives `to` the permissions and (on Unix) the owner of `from`: the server
+/// in the container must own its files, whoever runs the move.
+fn copy_permissions(from: &Path, to: &Path) -> Result<()> {
+    let md = fs::metadata(from)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let target = fs::metadata(to)?;
+        if (target.uid(), target.gid()) != (md.uid(), md.gid()) {
+            std::os::unix::fs::chown(to, Some(md.uid()), Some(md.gid()))
+                .with_context(|| format!("giving {} to uid {}", to.display(), md.uid()))?;
+        }
+    }
+    fs::set_permissions(to, md.permissions())
+        .with_context(|| format!("setting permissions of {}", to.display()))
+}
+
+#[cfg(unix)]
+fn copy_symlink(from: &Path, to: &Path) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let target = fs::read_link(from)?;
+    std::os::unix::fs::symlink(target, to).with_context(|| format!("linking {}", to.display()))?;
+    let md = fs::symlink_metadata(from)?;
+    let _ = std::os::unix::fs::lchown(to, Some(md.uid()), Some(md.gid()));
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn copy_symlink(from: &Path, _to: &Path) -> Result<()> {
+    bail!(
+        "{} is a symbolic link; a data folder with links cannot be moved on this system",
+        from.display()
+    )
+}
+
+fn write_synced(path: &Path, data: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let mut f = fs::File::create(path).with_context(|| format!("writing {}", path.display()))?;
+    f.write_all(data)?;
+    f.sync_all()?;
+    Ok(())
+}
+
+fn sync_dir(dir: &Path) {
+    // Directories can be fsynced on Unix; elsewhere this is a no-op.
+    #[cfg(unix)]
+    if let Ok(d) = fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+    #[cfg(not(unix))]
+    let _ = dir;
+}
+
+fn sync_parent(p: &Path) {
+    if let Some(parent) = p.parent() {
+        sync_dir(parent);
+    }
+}
+
+/// Removes a tree, first clearing read-only attributes (Windows refuses to
+/// delete read-only files; PostgreSQL and backup tools create some).
+pub fn remove_all(dir: &Path) -> Result<()> {
+    match fs::remove_dir_all(dir) {
+        Ok(()) => return Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(_) => {}
+    }
+    for entry in WalkDir::new(dir).follow_links(false).into_iter().flatten() {
+        if entry.file_type().is_symlink() {
+            continue;
+        }
+        if let Ok(md) = entry.metadata() {
+            let mut perms = md.permissions();
+            if perms.readonly() {
+                #[allow(clippy::permissions_set_readonly_false)]
+                perms.set_readonly(false);
+                let _ = fs::set_permissions(entry.path(), perms);
+            }
+        }
+    }
+    fs::remove_dir_all(dir).with_context(|| format!("removing {}", dir.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scratch(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("xtask-move-{name}-{}", std::process::id()));
+        let _ = remove_all(&d);
+        fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    /// A small data-folder-like tree with some read-only files.
+    fn make_tree(root: &Path, tag: &str) {
+        for (rel, body) in [
+            ("PG_VERSION", "15\n".to_string()),
+            ("base/1/1259", format!("{tag}-catalog").repeat(100)),
+            ("base/1/2619", format!("{tag}-stats")),
+            (
+                "pg_wal/000000010000000000000003",
+                format!("{tag}-wal").repeat(1000),
+            ),
+            ("global/pg_control", format!("{tag}-control")),
+            ("postgresql.auto.conf", format!("# {tag}\n")),
+        ] {
+            let p = root.join(rel);
+            fs::create_dir_all(p.parent().unwrap()).unwrap();
+            fs::write(&p, body).unwrap();
+        }
+        let ro = root.join("global/pg_control");
+        let mut perms = fs::metadata(&ro).unwrap().permissions();
+        perms.set_readonly(true);
+        fs::set_permissions(&ro, perms).unwrap();
+    }
+
+    fn read(root: &Path, rel: &str) -> String {
+        fs::read_to_string(root.join(rel)).unwrap()
+    }
+
+    fn nothing(_: u64, _: u64, _: u64, _: u64) {}
+
+    #[test]
+    fn replaces_contents_and_removes_old_read_only_files() {
+        let d = scratch("plain");
+        let (src, dest) = (d.join("backup"), d.join("data"));
+        make_tree(&src, "new");
+        make_tree(&dest, "old");
+        fs::write(dest.join("only-in-old"), "x").unwrap();
+        let mut calls = 0;
+        let stats = replace_dir(&src, &dest, None, &mut |f, tf, b, tb| {
+            calls += 1;
+            assert!(f <= tf && b <= tb);
+        })
+        .unwrap();
+        assert_eq!(stats.files, 6);
+        assert_eq!(calls, 6);
+        assert_eq!(read(&dest, "base/1/2619"), "new-stats");
+        assert!(!dest.join("only-in-old").exists());
+        assert!(!dest.join(COMPLETE_MARKER).exists());
+        let (new, old) = staging_paths(&dest);
+        assert!(!new.exists() && !old.exists());
+        // The source is left as it was.
+        assert_eq!(totals(&src).unwrap(), totals(&dest).unwrap());
+        remove_all(&d).unwrap();
+    }
+
+    #[test]
+    fn a_crash_at_any_step_is_finished_by_a_rerun() {
+        for crash in [
+            Crash::MidCopy,
+            Crash::AfterCopy,
+            Crash::AfterSetAside,
+            Crash::AfterSwap,
+        ] {
+            let d = scratch(&format!("{crash:?}"));
+            let (src, dest) = (d.join("backup"), d.join("data"));
+            make_tree(&src, "new");
+            make_tree(&dest, "old");
+            let err = replace_dir(&src, &dest, Some(crash), &mut nothing).unwrap_err();
+            assert!(err.to_string().contains("simulated"), "{crash:?}: {err}");
+            // Until the swap, the old data is intact where it was.
+            match crash {
+                Crash::MidCopy | Crash::AfterCopy => {
+                    assert_eq!(read(&dest, "base/1/2619"), "old-stats")
+                }
+                Crash::AfterSetAside => {
+                    assert!(!dest.exists());
+                    assert_eq!(read(&staging_paths(&dest).1, "base/1/2619"), "old-stats");
+                }
+                Crash::AfterSwap => assert_eq!(read(&dest, "base/1/2619"), "new-stats"),
+            }
+            replace_dir(&src, &dest, None, &mut nothing).unwrap();
+            assert_eq!(read(&dest, "base/1/2619"), "new-stats", "{crash:?}");
+            assert_eq!(totals(&src).unwrap(), totals(&dest).unwrap(), "{crash:?}");
+            let (new, old) = staging_paths(&dest);
+            assert!(!new.exists() && !old.exists(), "{crash:?}");
+            remove_all(&d).unwrap();
+        }
+    }
+
+    #[test]
+    fn missing_source_changes_nothing() {
+        let d = scratch("nosrc");
+        let dest = d.join("data");
+        make_tree(&dest, "old");
+        let err = replace_dir(&d.join("absent"), &dest, None, &mut nothing).unwrap_err();
+        assert!(err.to_string().contains("does not exist"), "{err}");
+        assert_eq!(read(&dest, "base/1/2619"), "old-stats");
+        remove_all(&d).unwrap();
+    }
+
+    #[test]
+    fn plain_remove_dir_all_fails_on_read_only_files_on_windows() {
+        // Proves why remove_all clears attributes: on Windows (and Wine)
+        // std's remove_dir_all refuses read-only files.
+        let d = scratch("ro");
+        make_tree(&d.join("t"), "x");
+        let plain = fs::remove_dir_all(d.join("t"));
+        if cfg!(windows) {
+            assert!(
+                plain.is_err(),
+                "remove_dir_all removed a read-only file on Windows"
+            );
+        }
+        remove_all(&d).unwrap();
+        assert!(!d.exists());
+    }
+}
