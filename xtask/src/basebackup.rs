@@ -5,7 +5,6 @@
 //! until it streams and has caught up. A killed run is finished by a re-run.
 
 use crate::cluster::{poll, Cluster};
-use crate::datamove;
 use crate::project;
 use crate::runner::Runner;
 use crate::setup::one_off;
@@ -14,6 +13,7 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use cluster_config::render::{self, BACKUP_DIR};
 use cluster_config::Storage;
+use data_move as datamove;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 

@@ -52,7 +52,9 @@ pub fn run(args: &DownArgs, runner: &dyn Runner) -> Result<()> {
         } else if dir.exists() {
             // Bind-mounted data may belong to the container's user: clear it
             // from inside a one-off container first when the host cannot.
-            if std::fs::remove_dir_all(&dir).is_err() {
+            // Bind-mounted data may belong to the container's user: when the
+            // host user cannot delete it, a one-off container does.
+            if data_move::remove_all(&dir).is_err() && dir.exists() {
                 let image = crate::docker::image_for(&c.topology().cluster.image);
                 runner.run(
                     &c.docker
@@ -75,10 +77,22 @@ pub fn run(args: &DownArgs, runner: &dyn Runner) -> Result<()> {
                             "-delete",
                         ]),
                 )?;
-                std::fs::remove_dir_all(&dir)
-                    .with_context(|| format!("removing {}", dir.display()))?;
+                if let Err(e) = std::fs::remove_dir(&dir) {
+                    let empty = std::fs::read_dir(&dir)
+                        .map(|mut d| d.next().is_none())
+                        .unwrap_or(false);
+                    if !empty {
+                        return Err(e).with_context(|| format!("removing {}", dir.display()));
+                    }
+                    println!(
+                        "emptied {} but cannot remove the folder itself ({e}): its parent is not writable by this user",
+                        project::display(&dir)
+                    );
+                }
             }
-            println!("removed {}", project::display(&dir));
+            if !dir.exists() {
+                println!("removed {}", project::display(&dir));
+            }
         }
     }
     println!(

@@ -5,7 +5,6 @@
 
 mod basebackup;
 mod cluster;
-mod datamove;
 mod docker;
 mod down;
 mod image;

@@ -1,5 +1,5 @@
-//! Replacing a data folder with a verified copy, safely: the runbook's
-//! `rmdir /s` + `xcopy /E /I /Y`, in Rust, on the host.
+//! Replacing a PostgreSQL data folder with a verified copy, safely: the
+//! runbook's `rmdir /s` + `xcopy /E /I /Y`, in Rust, on the host.
 //!
 //! The old folder is removed only after the new one is complete. Every step
 //! leaves a state a re-run recognises and finishes:

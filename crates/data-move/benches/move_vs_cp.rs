@@ -1,0 +1,77 @@
+//! Throughput of the data move against `cp -a` of the same folder on the
+//! same disk. Prints figures; asserts nothing about speed.
+//!
+//! `cargo bench -p data-move` (PGREPL_BENCH_MIB sets the size, default 1024).
+
+use std::fs;
+use std::io::Write;
+use std::path::Path;
+use std::time::Instant;
+
+/// A data-folder-like tree: mostly 1 GiB split into 8 MiB relation segments
+/// and 16 MiB WAL files, plus many small catalog files.
+fn make_tree(root: &Path, mib: u64) {
+    let chunk = vec![0x5au8; 1 << 20];
+    let mut written = 0u64;
+    let mut i = 0;
+    while written < mib {
+        let (dir, size) = if i % 4 == 3 {
+            ("pg_wal", 16)
+        } else {
+            ("base/16384", 8)
+        };
+        let p = root.join(dir).join(format!("{}", 16384 + i));
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        let mut f = fs::File::create(&p).unwrap();
+        for _ in 0..size.min(mib - written) {
+            f.write_all(&chunk).unwrap();
+        }
+        written += size;
+        i += 1;
+    }
+    for j in 0..1000 {
+        let p = root.join("base/1").join(format!("{}", 1000 + j));
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(p, vec![1u8; 8192]).unwrap();
+    }
+}
+
+fn main() {
+    let mib: u64 = std::env::var("PGREPL_BENCH_MIB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1024);
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/bench-move");
+    let _ = data_move::remove_all(&dir);
+    let (src, dest, cp_dest) = (dir.join("backup"), dir.join("data"), dir.join("cp-copy"));
+    make_tree(&src, mib);
+    make_tree(&dest, 16);
+    let (files, bytes) = data_move::totals(&src).unwrap();
+    println!("tree: {files} files, {:.0} MiB", bytes as f64 / 1048576.0);
+
+    let t = Instant::now();
+    let status = duct::cmd!("cp", "-a", &src, &cp_dest).run();
+    let cp = t.elapsed().as_secs_f64();
+    if let Err(e) = status {
+        println!("cp -a: unavailable ({e})");
+    }
+    let t = Instant::now();
+    let _ = duct::cmd!("sync").run();
+    let cp_sync = cp + t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    data_move::replace_dir(&src, &dest, None, &mut |_, _, _, _| {}).unwrap();
+    let ours = t.elapsed().as_secs_f64();
+    let mb = bytes as f64 / 1048576.0;
+    println!("cp -a:          {cp:7.2}s  {:7.0} MiB/s", mb / cp);
+    println!("cp -a + sync:   {cp_sync:7.2}s  {:7.0} MiB/s", mb / cp_sync);
+    println!(
+        "data-move:      {ours:7.2}s  {:7.0} MiB/s  (fsyncs every file and verifies totals)",
+        mb / ours
+    );
+    println!(
+        "ratio: data-move takes {:.2}x the time of cp -a, {:.2}x that of cp -a + sync",
+        ours / cp,
+        ours / cp_sync
+    );
+    data_move::remove_all(&dir).unwrap();
+}

@@ -1,0 +1,487 @@
+//! End-to-end tests on the real Docker engine: the project's image, real
+//! clusters, real crashes. Each test has its own cluster name and ports, and
+//! tears its cluster down (`down --purge`) even when it fails.
+//!
+//! Under `CI=true` a missing Docker engine fails these tests; elsewhere they
+//! print that they were skipped and why.
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+const IMAGE: &str = "pgrepl/postgres:15";
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_xtask")
+}
+
+/// Whether the tests can run; panics under CI=true when they cannot.
+fn docker_or_skip(test: &str) -> bool {
+    let ok = duct::cmd!("docker", "version", "--format", "{{.Server.Version}}")
+        .stdout_capture()
+        .stderr_capture()
+        .unchecked()
+        .run()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if !ok {
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("{test}: CI=true but the Docker engine is not available: end-to-end tests cannot run");
+        }
+        eprintln!("SKIPPED {test}: no Docker engine (set CI=true to make this a failure)");
+    }
+    ok
+}
+
+struct Run {
+    code: i32,
+    out: String,
+}
+
+fn xtask(args: &[&str]) -> Run {
+    xtask_as(None, args)
+}
+
+fn xtask_as(user: Option<&str>, args: &[&str]) -> Run {
+    let expr = match user {
+        None => duct::cmd(bin(), args),
+        Some(u) => {
+            let mut full = vec![
+                format!("--reuid={u}"),
+                format!("--regid={u}"),
+                "--init-groups".to_string(),
+                bin().to_string(),
+            ];
+            full.extend(args.iter().map(|s| s.to_string()));
+            duct::cmd("setpriv", full).env("HOME", std::env::temp_dir())
+        }
+    };
+    let out = expr
+        .env("PGREPL_IMAGE", IMAGE)
+        .env_remove("PGREPL_TOPOLOGY")
+        .stderr_to_stdout()
+        .stdout_capture()
+        .unchecked()
+        .run()
+        .expect("running xtask");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    println!("$ xtask {}\n{text}", args.join(" "));
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        out: text,
+    }
+}
+
+#[track_caller]
+fn ok(args: &[&str]) -> String {
+    let r = xtask(args);
+    assert_eq!(r.code, 0, "xtask {} failed:\n{}", args.join(" "), r.out);
+    r.out
+}
+
+fn ensure_image() {
+    ok(&["image", "--tag", IMAGE]);
+}
+
+/// A copy of a preset under another cluster name and other ports.
+fn topology(preset: &str, name: &str, port_base: u16, two_nodes: bool) -> PathBuf {
+    let mut text = std::fs::read_to_string(root().join("conf").join(preset)).unwrap();
+    let old_name = text
+        .lines()
+        .find_map(|l| l.strip_prefix("name = \""))
+        .unwrap()
+        .trim_end_matches('"')
+        .to_string();
+    text = text.replacen(
+        &format!("name = \"{old_name}\""),
+        &format!("name = \"{name}\""),
+        1,
+    );
+    for (i, p) in [5432, 5433, 5434, 5442, 5443].iter().enumerate() {
+        text = text.replace(
+            &format!("port = {p}\n"),
+            &format!("port = {}\n", port_base + i as u16),
+        );
+    }
+    text = text.replace("subnet = \"172.21.0.0/16\"", "");
+    if two_nodes {
+        let cut = text.rfind("[[node]]").unwrap();
+        text.truncate(cut);
+        text = text.replace(
+            "'FIRST 1 (\"slave1-db\", \"slave2-db\")'",
+            "'FIRST 1 (\"slave1-db\")'",
+        );
+    }
+    let dir = std::env::temp_dir().join("pgrepl-e2e");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("{name}.toml"));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// Tears a cluster down when dropped, and checks nothing of it is left.
+struct Teardown {
+    topology: PathBuf,
+    name: String,
+    user: Option<String>,
+}
+
+impl Drop for Teardown {
+    fn drop(&mut self) {
+        let t = self.topology.to_string_lossy().into_owned();
+        let r = xtask_as(self.user.as_deref(), &["down", "--purge", "-t", &t]);
+        let state = root().join("state").join(&self.name);
+        if self.user.is_some() && !std::thread::panicking() {
+            assert_eq!(
+                r.code, 0,
+                "down --purge as {:?} failed:\n{}",
+                self.user, r.out
+            );
+            // The test made the folder's parent as root: the user may empty
+            // the folder but not remove it.
+            if state.exists() {
+                assert_eq!(
+                    std::fs::read_dir(&state).unwrap().count(),
+                    0,
+                    "down --purge left files behind"
+                );
+                std::fs::remove_dir(&state).unwrap();
+            }
+        }
+        if r.code != 0 {
+            // Clean up whatever is left, whatever failed.
+            xtask(&["down", "--purge", "-t", &t]);
+        }
+        let _ = std::fs::remove_file(root().join("compose").join(format!("{}.yml", self.name)));
+        if !std::thread::panicking() {
+            assert_eq!(r.code, 0, "down --purge failed:\n{}", r.out);
+            for kind in ["ps -a", "network ls", "volume ls"] {
+                let mut args: Vec<&str> = kind.split(' ').collect();
+                let filter = format!("label=io.pgrepl.cluster={}", self.name);
+                args.extend(["-q", "--filter", &filter]);
+                let left = duct::cmd("docker", &args).read().unwrap();
+                assert!(
+                    left.trim().is_empty(),
+                    "docker {kind} still lists {}: {left}",
+                    self.name
+                );
+            }
+            assert!(
+                !root().join("state").join(&self.name).exists(),
+                "state folder left behind"
+            );
+        }
+    }
+}
+
+fn status(t: &str) -> (i32, Vec<Value>) {
+    let r = xtask(&["status", "--json", "-t", t]);
+    let json = r
+        .out
+        .find('[')
+        .map(|i| &r.out[i..r.out.rfind(']').unwrap() + 1])
+        .unwrap_or("[]");
+    (
+        r.code,
+        serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}: {}", r.out)),
+    )
+}
+
+fn node<'a>(rows: &'a [Value], name: &str) -> &'a Value {
+    rows.iter()
+        .find(|r| r["node"] == name)
+        .unwrap_or_else(|| panic!("no row for {name}"))
+}
+
+/// `psql` in a node's container, found by the project's labels.
+fn sql(cluster: &str, node: &str, db: &str, user: &str, query: &str) -> String {
+    let id = duct::cmd!(
+        "docker",
+        "ps",
+        "-q",
+        "--filter",
+        format!("label=io.pgrepl.cluster={cluster}"),
+        "--filter",
+        format!("label=io.pgrepl.node={node}"),
+        "--filter",
+        "label=com.docker.compose.oneoff=False"
+    )
+    .read()
+    .unwrap();
+    duct::cmd!(
+        "docker",
+        "exec",
+        "-i",
+        id.trim(),
+        "psql",
+        "-X",
+        "-A",
+        "-t",
+        "-v",
+        "ON_ERROR_STOP=1",
+        "-U",
+        user,
+        "-d",
+        db
+    )
+    .stdin_bytes(query.as_bytes().to_vec())
+    .read()
+    .unwrap_or_else(|e| panic!("{query}: {e}"))
+    .trim()
+    .to_string()
+}
+
+fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn sync_and_async_clusters_basebackup_and_idempotence() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !docker_or_skip("sync_and_async_clusters_basebackup_and_idempotence") {
+        return;
+    }
+    ensure_image();
+    let sync = topology("semi-sync.toml", "e2e-sync", 55432, false);
+    let st = sync.to_string_lossy().into_owned();
+    let _down_sync = Teardown {
+        topology: sync.clone(),
+        name: "e2e-sync".into(),
+        user: None,
+    };
+
+    let out = ok(&["setup-sync", "-t", &st]);
+    assert!(out.contains("is up and verified"), "{out}");
+    let (code, rows) = status(&st);
+    assert_eq!(code, 0);
+    assert_eq!(node(&rows, "master-db")["role"], "primary");
+    assert_eq!(node(&rows, "slave1-db")["sync_state"], "sync");
+    assert_eq!(node(&rows, "slave2-db")["sync_state"], "potential");
+    for r in &rows {
+        assert_eq!(r["problems"].as_array().unwrap().len(), 0, "{r}");
+    }
+    // The replication views agree, read directly.
+    let repl = sql(
+        "e2e-sync",
+        "master-db",
+        "legendarydb",
+        "dbuser",
+        "SELECT application_name, state, sync_state FROM pg_stat_replication ORDER BY 1",
+    );
+    assert_eq!(
+        repl,
+        "slave1-db|streaming|sync\nslave2-db|streaming|potential"
+    );
+
+    sql("e2e-sync", "master-db", "legendarydb", "dbuser", "CREATE TABLE test_table (id int, name text); INSERT INTO test_table SELECT generate_series(1, 1000), 'test';");
+    let out = ok(&["basebackup", "--node", "slave2-db", "-t", &st]);
+    assert!(out.contains("slave2-db: data folder replaced"), "{out}");
+    assert!(out.contains("caught up"), "{out}");
+    assert_eq!(
+        sql(
+            "e2e-sync",
+            "slave2-db",
+            "legendarydb",
+            "dbuser",
+            "SELECT count(*) FROM test_table"
+        ),
+        "1000"
+    );
+    let (code, rows) = status(&st);
+    assert_eq!(code, 0);
+    assert_eq!(node(&rows, "slave2-db")["sync_state"], "potential");
+
+    // Refuses to re-clone the primary.
+    let r = xtask(&["basebackup", "--node", "master-db", "-t", &st]);
+    assert_ne!(r.code, 0);
+    assert!(r.out.contains("is the primary"), "{}", r.out);
+
+    // The async preset on its own project.
+    let asy = topology("async-slots.toml", "e2e-async", 55452, false);
+    let at = asy.to_string_lossy().into_owned();
+    let _down_async = Teardown {
+        topology: asy.clone(),
+        name: "e2e-async".into(),
+        user: None,
+    };
+    ok(&["setup-async", "-t", &at]);
+    let (code, rows) = status(&at);
+    assert_eq!(code, 0);
+    let standby = node(&rows, "db-counter-slave");
+    assert_eq!(standby["sync_state"], "async");
+    assert_eq!(standby["slot"], "db_counter_slave");
+    assert_eq!(standby["slot_active"], true);
+
+    // Re-running on a healthy cluster clones nothing and verifies again.
+    let out = ok(&["setup-sync", "-t", &st]);
+    assert!(!out.contains("pg_basebackup from"), "{out}");
+    assert!(
+        out.contains("slave1-db: already a running standby")
+            && out.contains("slave2-db: already a running standby"),
+        "{out}"
+    );
+    assert!(out.contains("verified:"), "{out}");
+}
+
+#[test]
+fn a_killed_basebackup_is_finished_by_a_rerun() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !docker_or_skip("a_killed_basebackup_is_finished_by_a_rerun") {
+        return;
+    }
+    ensure_image();
+    let topo = topology("semi-sync.toml", "e2e-kill", 55462, true);
+    let t = topo.to_string_lossy().into_owned();
+    let _down = Teardown {
+        topology: topo.clone(),
+        name: "e2e-kill".into(),
+        user: None,
+    };
+    ok(&["setup-sync", "-t", &t]);
+    // Enough data that the copy takes a while.
+    sql("e2e-kill", "master-db", "legendarydb", "dbuser",
+        "CREATE TABLE big AS SELECT g AS id, repeat(md5(g::text), 30) AS pad FROM generate_series(1, 200000) g;");
+    let want = sql(
+        "e2e-kill",
+        "master-db",
+        "legendarydb",
+        "dbuser",
+        "SELECT count(*) FROM big",
+    );
+
+    let state = root().join("state/e2e-kill");
+    let data = state.join("postgres_data_slave1");
+    let staged = state.join("postgres_data_slave1.pgrepl-new");
+    let set_aside = state.join("postgres_data_slave1.pgrepl-old");
+    let child = duct::cmd(bin(), ["basebackup", "--node", "slave1-db", "-t", &t])
+        .env("PGREPL_IMAGE", IMAGE)
+        .stdout_null()
+        .stderr_null()
+        .unchecked()
+        .start()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while !staged.exists() {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "basebackup ended before the data move began"
+        );
+        assert!(Instant::now() < deadline, "the data move never began");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    child.kill().unwrap();
+    println!(
+        "killed basebackup during the data move (pid {:?})",
+        child.pids()
+    );
+    // Killed mid-move: a complete copy of the old data is still on disk.
+    assert!(
+        data.join("PG_VERSION").exists() || set_aside.join("PG_VERSION").exists(),
+        "neither the data folder nor its set-aside copy survived the kill"
+    );
+
+    let out = ok(&["basebackup", "--node", "slave1-db", "-t", &t]);
+    assert!(
+        out.contains("resuming"),
+        "the re-run should reuse the verified backup:\n{out}"
+    );
+    assert!(!staged.exists() && !set_aside.exists());
+    let (code, rows) = status(&t);
+    assert_eq!(code, 0, "{rows:?}");
+    assert_eq!(node(&rows, "slave1-db")["sync_state"], "sync");
+    wait_for(
+        "slave1-db to hold every row",
+        Duration::from_secs(60),
+        || {
+            sql(
+                "e2e-kill",
+                "slave1-db",
+                "legendarydb",
+                "dbuser",
+                "SELECT count(*) FROM big",
+            ) == want
+        },
+    );
+}
+
+#[test]
+fn runs_as_a_non_root_user_in_the_docker_group() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !docker_or_skip("runs_as_a_non_root_user_in_the_docker_group") {
+        return;
+    }
+    let user = "pgrepl-e2e";
+    let exists = duct::cmd!("id", "-u", user)
+        .stdout_capture()
+        .stderr_capture()
+        .unchecked()
+        .run()
+        .unwrap()
+        .status
+        .success();
+    if !exists {
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("CI=true but the test user {user} does not exist (.ci/run creates it)");
+        }
+        eprintln!(
+            "SKIPPED runs_as_a_non_root_user_in_the_docker_group: no user {user} (see .ci/run)"
+        );
+        return;
+    }
+    ensure_image();
+    let topo = topology("semi-sync.toml", "e2e-nonroot", 55472, true);
+    let t = topo.to_string_lossy().into_owned();
+    let uid = duct::cmd!("id", "-u", user).read().unwrap();
+    // The user owns the cluster's state folder and may read the topology;
+    // the Compose file is rendered by the repository's owner.
+    ok(&["render", "-t", &t]);
+    let state = root().join("state/e2e-nonroot");
+    std::fs::create_dir_all(&state).unwrap();
+    duct::cmd!("chown", format!("{user}:{user}"), &state)
+        .run()
+        .unwrap();
+    duct::cmd!("chmod", "a+rx", topo.parent().unwrap())
+        .run()
+        .unwrap();
+    duct::cmd!("chmod", "a+r", &topo).run().unwrap();
+    let _down = Teardown {
+        topology: topo.clone(),
+        name: "e2e-nonroot".into(),
+        user: Some(user.into()),
+    };
+
+    let r = xtask_as(Some(user), &["setup-sync", "-t", &t]);
+    assert_eq!(r.code, 0, "{}", r.out);
+    let owner = duct::cmd!(
+        "stat",
+        "-c",
+        "%u",
+        state.join("postgres_data_slave1/PG_VERSION")
+    )
+    .read()
+    .unwrap();
+    assert_eq!(
+        owner.trim(),
+        uid.trim(),
+        "data files should belong to the invoking user"
+    );
+    // The data move as that user, on files the containers wrote.
+    let r = xtask_as(Some(user), &["basebackup", "--node", "slave1-db", "-t", &t]);
+    assert_eq!(r.code, 0, "{}", r.out);
+    assert!(r.out.contains("data folder replaced"), "{}", r.out);
+    let r = xtask_as(Some(user), &["status", "-t", &t]);
+    assert_eq!(r.code, 0, "{}", r.out);
+}
