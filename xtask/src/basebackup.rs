@@ -144,7 +144,13 @@ fn host_dir(c: &Cluster, node: &str, which: &str) -> Result<PathBuf> {
     }
 }
 
-fn reclone(c: &Cluster, node: &str, primary: &str, sysid: &str, timeout: Duration) -> Result<()> {
+pub fn reclone(
+    c: &Cluster,
+    node: &str,
+    primary: &str,
+    sysid: &str,
+    timeout: Duration,
+) -> Result<()> {
     let r = c.runner;
     let data = host_dir(c, node, "data")?;
     let backup = host_dir(c, node, "backup")?;
@@ -173,6 +179,7 @@ fn reclone(c: &Cluster, node: &str, primary: &str, sysid: &str, timeout: Duratio
                 );
                 datamove::remove_all(&base)?;
             }
+            crate::setup::own_mounts(c, node)?;
             let target = format!("{BACKUP_DIR}/{BASE}");
             println!("{node}: pg_basebackup from {primary} into its backup folder");
             let password = c.secrets()?.replication;

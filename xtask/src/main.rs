@@ -7,6 +7,7 @@ mod basebackup;
 mod cluster;
 mod docker;
 mod down;
+mod failover;
 mod image;
 mod project;
 mod render;
@@ -43,6 +44,7 @@ pub enum Command {
     /// From nothing to a verified asynchronous cluster with slots (runbook 003).
     SetupAsync(setup::SetupArgs),
     Basebackup(basebackup::BasebackupArgs),
+    FailoverDrill(failover::DrillArgs),
     Status(status::StatusArgs),
     Down(down::DownArgs),
 }
@@ -61,6 +63,9 @@ fn main() {
             .and_then(|r| setup::run(&args, cluster_config::Mode::Async, r.as_ref())),
         Command::Basebackup(args) => {
             runner::for_flags(args.dry_run).and_then(|r| basebackup::run(&args, r.as_ref()))
+        }
+        Command::FailoverDrill(args) => {
+            runner::for_flags(false).and_then(|r| failover::run(&args, r.as_ref()))
         }
         Command::Status(args) => {
             runner::for_flags(false).and_then(|r| status::run(&args, r.as_ref()))

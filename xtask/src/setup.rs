@@ -159,9 +159,9 @@ pub fn run(args: &SetupArgs, mode: Mode, runner: &dyn Runner) -> Result<()> {
         "SET synchronous_commit = local;\n\
          SELECT format('CREATE ROLE %I WITH REPLICATION LOGIN', {lit}) WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = {lit})\\gexec\n\
          ALTER ROLE {ident} WITH REPLICATION LOGIN PASSWORD {pw};\n",
-        lit = sql_literal(user),
+        lit = crate::cluster::literal(user),
         ident = sql_ident(user),
-        pw = sql_literal(secrets.replication.expose()),
+        pw = crate::cluster::literal(secrets.replication.expose()),
     );
     c.sql_mut(&primary_name, &role_sql)?;
     for slot in render::slots(&t) {
@@ -169,7 +169,7 @@ pub fn run(args: &SetupArgs, mode: Mode, runner: &dyn Runner) -> Result<()> {
             &primary_name,
             &format!(
                 "SELECT pg_create_physical_replication_slot({s}) WHERE NOT EXISTS (SELECT FROM pg_replication_slots WHERE slot_name = {s})",
-                s = sql_literal(&slot)
+                s = crate::cluster::literal(&slot)
             ),
         )?;
     }
@@ -217,10 +217,6 @@ fn create_private_dir(p: &std::path::Path) -> Result<()> {
         let _ = std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o700));
     }
     Ok(())
-}
-
-fn sql_literal(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "''"))
 }
 
 fn sql_ident(s: &str) -> String {
@@ -277,8 +273,20 @@ fn write_node_conf(c: &Cluster, node: &str, subnet: Option<&Cidr>, bootstrap: bo
         return Ok(());
     }
     let dir = c.state_dir().join("conf").join(node);
-    project::write_if_changed(&dir.join("postgresql.conf"), &conf)?;
-    project::write_if_changed(&dir.join("pg_hba.conf"), &hba)?;
+    let changed = project::write_if_changed(&dir.join("postgresql.conf"), &conf)?
+        | project::write_if_changed(&dir.join("pg_hba.conf"), &hba)?;
+    if changed && c.is_running(node)? && c.ready(node) {
+        c.sql_mut(node, "SELECT pg_reload_conf()")?;
+        let pending = c.sql(
+            node,
+            "SELECT string_agg(name, ', ') FROM pg_settings WHERE pending_restart",
+        )?;
+        if pending.is_empty() {
+            println!("{node}: configuration changed and reloaded");
+        } else {
+            println!("{node}: configuration reloaded; {pending} take effect only after a restart (`docker compose restart {node}`)");
+        }
+    }
     Ok(())
 }
 
@@ -303,7 +311,7 @@ pub fn one_off(c: &Cluster, node: &str, program: &str) -> Cmd {
 /// bind folders made by a root host user, and fresh named volumes, belong to
 /// root; the server (and the one-off containers) run as `postgres` or as the
 /// invoking user.
-fn own_mounts(c: &Cluster, node: &str) -> Result<()> {
+pub fn own_mounts(c: &Cluster, node: &str) -> Result<()> {
     let (owner, group) = match crate::docker::run_as_user() {
         Some(ug) => {
             let (u, g) = ug.split_once(':').unwrap_or((ug.as_str(), ug.as_str()));

@@ -147,8 +147,11 @@ pub fn collect(c: &Cluster) -> Result<Vec<NodeStatus>> {
                 row.role = if f[0] == "t" { "standby" } else { "primary" }.into();
                 row.timeline = f[1].trim().parse().ok();
                 row.current_lsn = field(f[2]);
-                row.receive_lsn = field(f[3]);
-                row.replay_lsn = field(f[4]);
+                if f[0] == "t" {
+                    // After a promotion these keep their last values: show them only on standbys.
+                    row.receive_lsn = field(f[3]);
+                    row.replay_lsn = field(f[4]);
+                }
                 if let Some(w) = field(f[5]) {
                     let parts: Vec<&str> = w.split(',').collect();
                     row.wal_receiver = parts.first().map(|s| s.to_string());

@@ -247,7 +247,12 @@ fn sync_names_syntax() {
     );
     assert_has(&r, "sync-names-syntax", true);
     let d = r.errors().find(|d| d.code == "sync-names-syntax").unwrap();
-    assert_eq!(d.location.line, Some(21), "{r}");
+    let line = preset_text("semi-sync.toml")
+        .lines()
+        .position(|l| l.starts_with("synchronous_standby_names"))
+        .unwrap()
+        + 1;
+    assert_eq!(d.location.line, Some(line), "{r}");
 }
 
 #[test]
