@@ -88,7 +88,9 @@ pub struct RoundReport {
     /// Crash to the first acknowledged write on the new primary.
     pub rto_ms: u64,
     pub repoint_ms: u64,
-    pub sync_commit_ms: u64,
+    /// How long a synchronous commit took once the new primary was
+    /// synchronous again; `None` when no standby was connected yet.
+    pub sync_commit_ms: Option<u64>,
     pub rejoin_ms: Option<u64>,
     pub rejoined_by: Option<String>,
     pub synchronous_standby_names: String,
@@ -375,7 +377,7 @@ fn median(sorted: &[u64]) -> u64 {
 fn print_round(r: &RoundReport) {
     println!(
         "round {}: {} failed{}, {} promoted (timeline {}): {}.\n  acknowledged {}, lost {}, uncertain {} ({} landed, {} not); \
-         crash->promoted {} ms, RTO {} ms, re-point {} ms, sync commit {} ms{}",
+         crash->promoted {} ms, RTO {} ms, re-point {} ms, {}{}",
         r.round,
         r.failed_primary,
         r.also_failed.as_ref().map(|s| format!(" (after {s})")).unwrap_or_default(),
@@ -390,7 +392,10 @@ fn print_round(r: &RoundReport) {
         r.crash_to_promoted_ms,
         r.rto_ms,
         r.repoint_ms,
-        r.sync_commit_ms,
+        match r.sync_commit_ms {
+            Some(ms) => format!("synchronous commit {ms} ms"),
+            None => "not synchronous until a standby rejoined".to_string(),
+        },
         r.rejoin_ms.map(|m| format!(", rejoin {m} ms ({})", r.rejoined_by.clone().unwrap_or_default())).unwrap_or_default()
     );
 }
@@ -575,7 +580,9 @@ fn drill_round(
     let ssn = connected_sync_names(c, &new)?;
     report.synchronous_standby_names = ssn.clone();
     set_sync_names(c, &new, Some(&ssn))?;
-    report.sync_commit_ms = prove_sync_commit(c, &new, secrets, Duration::from_secs(15))?;
+    if !ssn.is_empty() {
+        report.sync_commit_ms = Some(prove_sync_commit(c, &new, secrets, Duration::from_secs(15))?);
+    }
 
     // 8. The writer resumes on the new primary.
     let new_port = port_of(c, &new)?;

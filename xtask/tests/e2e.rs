@@ -485,3 +485,83 @@ fn runs_as_a_non_root_user_in_the_docker_group() {
     let r = xtask_as(Some(user), &["status", "-t", &t]);
     assert_eq!(r.code, 0, "{}", r.out);
 }
+
+/// Runs a drill and returns its JSON report.
+fn drill(t: &str, extra: &[&str]) -> Value {
+    let report = std::env::temp_dir().join(format!("pgrepl-e2e/drill-{}.json", std::process::id()));
+    let _ = std::fs::remove_file(&report);
+    let rp = report.to_string_lossy().into_owned();
+    let mut args = vec!["failover-drill", "-t", t, "--report", &rp];
+    args.extend_from_slice(extra);
+    let r = xtask(&args);
+    assert_eq!(r.code, 0, "failover-drill {} failed:\n{}", extra.join(" "), r.out);
+    serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap()
+}
+
+/// What every drill must leave: zero lost acknowledged commits in each round,
+/// exactly one writable node, every other node streaming with its configured
+/// sync state.
+#[track_caller]
+fn assert_drill_ok(report: &Value, rounds: usize) {
+    let rs = report["rounds"].as_array().unwrap();
+    assert_eq!(rs.len(), rounds, "{report}");
+    for r in rs {
+        assert_eq!(r["lost"], 0, "round lost acknowledged commits: {r}");
+        assert!(r["lost_ids"].as_array().unwrap().is_empty());
+        assert!(r["duplicated_ids"].as_array().unwrap().is_empty());
+        assert!(r["acknowledged"].as_u64().unwrap() > 20, "the writer barely wrote: {r}");
+        assert_ne!(r["promoted"], r["failed_primary"]);
+        assert!(r["rto_ms"].as_u64().unwrap() > 0);
+        assert!(r["new_timeline"].as_u64().unwrap() >= 2);
+    }
+    assert_eq!(report["writable_nodes"].as_array().unwrap().len(), 1, "{report}");
+    assert_eq!(report["healthy"], true);
+    for s in report["final_status"].as_array().unwrap() {
+        assert!(s["problems"].as_array().unwrap().is_empty(), "{s}");
+        if s["role"] == "standby" {
+            assert_eq!(s["wal_receiver"], "streaming", "{s}");
+            assert_eq!(s["sync_state"], s["expected_sync_state"], "{s}");
+        }
+    }
+}
+
+#[test]
+fn failover_drills_lose_no_acknowledged_commit() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !docker_or_skip("failover_drills_lose_no_acknowledged_commit") {
+        return;
+    }
+    ensure_image();
+    let topo = topology("semi-sync.toml", "e2e-drill", 55482, false);
+    let t = topo.to_string_lossy().into_owned();
+    let _down = Teardown { topology: topo.clone(), name: "e2e-drill".into(), user: None };
+    ok(&["setup-sync", "-t", &t]);
+
+    // The synchronous standby is already down when the primary crashes: the
+    // potential standby must take over, and both failed nodes rejoin.
+    let r = drill(&t, &["--sync-standby-first"]);
+    assert_drill_ok(&r, 1);
+    let round = &r["rounds"][0];
+    assert_eq!(round["failed_primary"], "master-db");
+    assert_eq!(round["also_failed"], "slave1-db");
+    assert_eq!(round["promoted"], "slave2-db", "the potential standby takes over");
+
+    // Three crash rounds, each crashing whichever node is primary then.
+    let r = drill(&t, &["--rounds", "3"]);
+    assert_drill_ok(&r, 3);
+    let failed: Vec<&Value> = r["rounds"].as_array().unwrap().iter().map(|x| &x["failed_primary"]).collect();
+    assert_ne!(failed[0], failed[1], "round 2 crashes the node promoted in round 1");
+
+    // A clean stop.
+    let r = drill(&t, &["--kill", "stop"]);
+    assert_drill_ok(&r, 1);
+
+    // Exactly one node accepts writes; the others refuse them.
+    let (code, rows) = status(&t);
+    assert_eq!(code, 0);
+    for row in &rows {
+        let n = row["node"].as_str().unwrap();
+        let ro = sql("e2e-drill", n, "legendarydb", "dbuser", "SELECT pg_is_in_recovery()");
+        assert_eq!(ro == "f", row["role"] == "primary", "{n}: {row}");
+    }
+}
