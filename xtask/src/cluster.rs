@@ -27,8 +27,13 @@ impl std::fmt::Display for Stop {
 
 impl std::error::Error for Stop {}
 
+/// Set by a Ctrl-C handler (the failover drill installs one): every wait
+/// ends at once.
+pub static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 /// Polls `check` until it returns `Some`, or fails after `timeout` with
-/// what it was waiting for. Errors are retried, except [`Stop`].
+/// what it was waiting for. Errors are retried, except [`Stop`]. Ctrl-C
+/// (see [`INTERRUPTED`]) ends the wait with a [`Stop`].
 pub fn poll<T>(
     what: &str,
     timeout: Duration,
@@ -38,6 +43,9 @@ pub fn poll<T>(
     let mut delay = Duration::from_millis(100);
     let mut last_err = None;
     loop {
+        if INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(Stop(format!("interrupted while waiting for {what}")).into());
+        }
         match check() {
             Ok(Some(v)) => return Ok(v),
             Ok(None) => {}

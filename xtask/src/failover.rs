@@ -8,7 +8,7 @@
 //! dead node in `synchronous_standby_names`, so every later commit hung.
 
 use crate::basebackup;
-use crate::cluster::{literal, poll, Cluster, Secrets};
+use crate::cluster::{literal, poll, Cluster, Secrets, INTERRUPTED};
 use crate::project;
 use crate::runner::{Runner, Secret};
 use crate::setup::one_off;
@@ -260,9 +260,6 @@ fn ms(d: Duration) -> u64 {
     d.as_millis() as u64
 }
 
-/// Set by Ctrl-C; checked between steps.
-static INTERRUPTED: AtomicBool = AtomicBool::new(false);
-
 fn check_interrupt(c: &Cluster) -> Result<()> {
     if INTERRUPTED.load(Ordering::SeqCst) {
         print_state(c);
@@ -298,8 +295,16 @@ pub fn run(args: &DrillArgs, runner: &dyn Runner) -> Result<()> {
     let mut rounds = Vec::new();
     for round in 1..=args.rounds {
         println!("\n== round {round} of {}", args.rounds);
-        let r = drill_round(&c, &secrets, args, &run_id, round)
-            .with_context(|| format!("round {round}"))?;
+        let r = match drill_round(&c, &secrets, args, &run_id, round) {
+            Ok(r) => r,
+            Err(e) => {
+                // The writer stopped when its round ended; show what is left.
+                if INTERRUPTED.load(Ordering::SeqCst) {
+                    print_state(&c);
+                }
+                return Err(e.context(format!("round {round}")));
+            }
+        };
         print_round(&r);
         let failed = !r.lost_ids.is_empty() || !r.duplicated_ids.is_empty();
         rounds.push(r);
@@ -581,7 +586,12 @@ fn drill_round(
     report.synchronous_standby_names = ssn.clone();
     set_sync_names(c, &new, Some(&ssn))?;
     if !ssn.is_empty() {
-        report.sync_commit_ms = Some(prove_sync_commit(c, &new, secrets, Duration::from_secs(15))?);
+        report.sync_commit_ms = Some(prove_sync_commit(
+            c,
+            &new,
+            secrets,
+            Duration::from_secs(15),
+        )?);
     }
 
     // 8. The writer resumes on the new primary.
@@ -740,10 +750,17 @@ fn repoint(
     }
     sql.push_str("SELECT pg_reload_conf();\n");
     c.sql_mut(node, &sql)?;
+    let tli = timeline(c, upstream)?.to_string();
     let streaming = poll(
-        &format!("{node} to stream from {upstream}"),
+        &format!("{node} to stream from {upstream} on timeline {tli}"),
         Duration::from_secs(30).min(timeout),
-        || Ok(is_streaming(c, upstream, node)?.then_some(())),
+        || {
+            let received = c.sql(
+                node,
+                "SELECT received_tli FROM pg_stat_wal_receiver WHERE status = 'streaming'",
+            )?;
+            Ok((is_streaming(c, upstream, node)? && received == tli).then_some(()))
+        },
     );
     if let Err(e) = streaming {
         println!("{node} does not follow {upstream} ({e:#}); re-cloning it");

@@ -435,6 +435,19 @@ fn clone_standby(
 /// a synchronously committed row is read back from each.
 fn verify(c: &Cluster, primary: &str, timeout: Duration) -> Result<()> {
     let t = c.topology();
+    // A failover narrows synchronous_standby_names with ALTER SYSTEM; with
+    // every node back, return to the configured value.
+    let overridden = c.sql(
+        primary,
+        "SELECT count(*) FROM pg_settings WHERE name = 'synchronous_standby_names' AND sourcefile LIKE '%postgresql.auto.conf'",
+    )?;
+    if overridden != "0" {
+        c.sql_mut(
+            primary,
+            "ALTER SYSTEM RESET synchronous_standby_names; SELECT pg_reload_conf();",
+        )?;
+        println!("{primary}: synchronous_standby_names reset to the configured value");
+    }
     let standbys: Vec<&str> = t
         .nodes
         .iter()

@@ -46,48 +46,61 @@ pub struct NodeStatus {
     pub slot: Option<String>,
     pub slot_active: Option<bool>,
     pub problems: Vec<String>,
+    /// Worth knowing, not a fault.
+    pub notes: Vec<String>,
 }
 
-/// The `sync_state` each standby should show with `primary` as primary.
+/// The `sync_state` each standby should show with `primary` as primary,
+/// under the configured `synchronous_standby_names`, every standby streaming.
 pub fn expected_sync_states(t: &Topology, primary: &str) -> HashMap<String, String> {
-    let mut out = HashMap::new();
     let standbys: Vec<&str> = t
         .nodes
         .iter()
         .map(|n| n.name())
         .filter(|n| *n != primary)
         .collect();
-    let parsed = t
-        .replication
-        .synchronous_standby_names
-        .as_ref()
-        .and_then(|s| syncrep::parse(s.get_ref()).ok().flatten());
-    for s in &standbys {
-        out.insert(s.to_string(), "async".to_string());
-    }
-    if t.replication.mode == Mode::Async {
-        return out;
-    }
-    if let Some(p) = parsed {
-        let mut sync_left = p.num_sync as usize;
-        for name in &p.names {
-            for s in standbys
-                .iter()
-                .filter(|s| name == "*" || name.eq_ignore_ascii_case(s))
-            {
-                if out.get(*s).map(String::as_str) != Some("async") {
-                    continue;
-                }
-                let state = match p.method {
-                    Method::Any => "quorum",
-                    Method::First if sync_left > 0 => {
-                        sync_left -= 1;
-                        "sync"
-                    }
-                    Method::First => "potential",
-                };
-                out.insert(s.to_string(), state.to_string());
+    let parsed = match t.replication.mode {
+        Mode::Async => None,
+        Mode::Sync => t
+            .replication
+            .synchronous_standby_names
+            .as_ref()
+            .and_then(|s| syncrep::parse(s.get_ref()).ok().flatten()),
+    };
+    expected_states(parsed.as_ref(), &standbys, &standbys)
+}
+
+/// What PostgreSQL reports for each standby under `ssn`: with `FIRST n`, the
+/// first n *connected* listed standbys are `sync` and the other listed ones
+/// `potential`; with `ANY n`, listed ones are `quorum`; unlisted ones `async`.
+pub fn expected_states(
+    ssn: Option<&syncrep::SyncStandbyNames>,
+    standbys: &[&str],
+    connected: &[&str],
+) -> HashMap<String, String> {
+    let mut out: HashMap<String, String> = standbys
+        .iter()
+        .map(|s| (s.to_string(), "async".to_string()))
+        .collect();
+    let Some(p) = ssn else { return out };
+    let mut sync_left = p.num_sync as usize;
+    for name in &p.names {
+        for s in standbys
+            .iter()
+            .filter(|s| name == "*" || name.eq_ignore_ascii_case(s))
+        {
+            if out.get(*s).map(String::as_str) != Some("async") {
+                continue;
             }
+            let state = match p.method {
+                Method::Any => "quorum",
+                Method::First if sync_left > 0 && connected.contains(s) => {
+                    sync_left -= 1;
+                    "sync"
+                }
+                Method::First => "potential",
+            };
+            out.insert(s.to_string(), state.to_string());
         }
     }
     out
@@ -132,7 +145,9 @@ pub fn collect(c: &Cluster) -> Result<Vec<NodeStatus>> {
         let probe = if c.is_running(n.name())? {
             c.sql(
                 n.name(),
-                "SELECT pg_is_in_recovery(), (SELECT timeline_id FROM pg_control_checkpoint()), \
+                "SELECT pg_is_in_recovery(), \
+                 CASE WHEN pg_is_in_recovery() THEN (SELECT timeline_id FROM pg_control_checkpoint())::text \
+                      ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int::text END, \
                  CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_current_wal_lsn() END, pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn(), \
                  (SELECT status || ',' || coalesce(sender_host, '') || ',' || received_tli FROM pg_stat_wal_receiver)",
             )
@@ -170,7 +185,35 @@ pub fn collect(c: &Cluster) -> Result<Vec<NodeStatus>> {
         .map(|r| r.node.clone())
         .collect();
     if let [primary] = primaries.as_slice() {
-        let expected = expected_sync_states(t, primary);
+        // Judge against what the primary enforces now; say so when that is
+        // not the configured value (a failover narrows it with ALTER SYSTEM).
+        let live = c.sql(primary, "SHOW synchronous_standby_names")?;
+        let live_parsed = syncrep::parse(&live).ok().flatten();
+        let configured = t
+            .replication
+            .synchronous_standby_names
+            .as_ref()
+            .and_then(|s| syncrep::parse(s.get_ref()).ok().flatten());
+        if live_parsed != configured {
+            if let Some(row) = rows.iter_mut().find(|r| &r.node == primary) {
+                row.notes.push(format!(
+                    "synchronous_standby_names is '{live}', not the configured '{}' (cargo xtask setup-sync restores it)",
+                    configured.map(|c| c.to_string()).unwrap_or_default()
+                ));
+            }
+        }
+        let connected_rows = c.sql(
+            primary,
+            "SELECT application_name FROM pg_stat_replication WHERE state = 'streaming'",
+        )?;
+        let connected: Vec<&str> = connected_rows.lines().collect();
+        let standbys: Vec<&str> = t
+            .nodes
+            .iter()
+            .map(|n| n.name())
+            .filter(|n| n != primary)
+            .collect();
+        let expected = expected_states(live_parsed.as_ref(), &standbys, &connected);
         let repl = c.sql(
             primary,
             "SELECT application_name, state, sync_state, pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn)::bigint FROM pg_stat_replication",
@@ -278,6 +321,11 @@ pub fn table(rows: &[NodeStatus]) -> String {
             }
         ));
     }
+    for r in rows {
+        for n in &r.notes {
+            out.push_str(&format!("note: {}: {n}\n", r.node));
+        }
+    }
     out
 }
 
@@ -319,6 +367,19 @@ mod tests {
         let e = expected_sync_states(&t, "slave1-db");
         assert_eq!(e["slave2-db"], "sync");
         assert_eq!(e["master-db"], "async");
+        // PostgreSQL makes the first *connected* listed standby sync.
+        let ssn = syncrep::parse("FIRST 1 (a, b, c)").unwrap();
+        let e = expected_states(ssn.as_ref(), &["a", "b", "c"], &["b", "c"]);
+        assert_eq!(
+            (e["a"].as_str(), e["b"].as_str(), e["c"].as_str()),
+            ("potential", "sync", "potential")
+        );
+        let any = syncrep::parse("ANY 1 (a, b)").unwrap();
+        let e = expected_states(any.as_ref(), &["a", "b", "x"], &["a"]);
+        assert_eq!(
+            (e["a"].as_str(), e["b"].as_str(), e["x"].as_str()),
+            ("quorum", "quorum", "async")
+        );
         let a = expected_sync_states(&topo("async-slots.toml"), "db-counter-master");
         assert_eq!(a["db-counter-slave"], "async");
     }

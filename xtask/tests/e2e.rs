@@ -494,7 +494,13 @@ fn drill(t: &str, extra: &[&str]) -> Value {
     let mut args = vec!["failover-drill", "-t", t, "--report", &rp];
     args.extend_from_slice(extra);
     let r = xtask(&args);
-    assert_eq!(r.code, 0, "failover-drill {} failed:\n{}", extra.join(" "), r.out);
+    assert_eq!(
+        r.code,
+        0,
+        "failover-drill {} failed:\n{}",
+        extra.join(" "),
+        r.out
+    );
     serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap()
 }
 
@@ -509,12 +515,19 @@ fn assert_drill_ok(report: &Value, rounds: usize) {
         assert_eq!(r["lost"], 0, "round lost acknowledged commits: {r}");
         assert!(r["lost_ids"].as_array().unwrap().is_empty());
         assert!(r["duplicated_ids"].as_array().unwrap().is_empty());
-        assert!(r["acknowledged"].as_u64().unwrap() > 20, "the writer barely wrote: {r}");
+        assert!(
+            r["acknowledged"].as_u64().unwrap() > 20,
+            "the writer barely wrote: {r}"
+        );
         assert_ne!(r["promoted"], r["failed_primary"]);
         assert!(r["rto_ms"].as_u64().unwrap() > 0);
         assert!(r["new_timeline"].as_u64().unwrap() >= 2);
     }
-    assert_eq!(report["writable_nodes"].as_array().unwrap().len(), 1, "{report}");
+    assert_eq!(
+        report["writable_nodes"].as_array().unwrap().len(),
+        1,
+        "{report}"
+    );
     assert_eq!(report["healthy"], true);
     for s in report["final_status"].as_array().unwrap() {
         assert!(s["problems"].as_array().unwrap().is_empty(), "{s}");
@@ -534,7 +547,11 @@ fn failover_drills_lose_no_acknowledged_commit() {
     ensure_image();
     let topo = topology("semi-sync.toml", "e2e-drill", 55482, false);
     let t = topo.to_string_lossy().into_owned();
-    let _down = Teardown { topology: topo.clone(), name: "e2e-drill".into(), user: None };
+    let _down = Teardown {
+        topology: topo.clone(),
+        name: "e2e-drill".into(),
+        user: None,
+    };
     ok(&["setup-sync", "-t", &t]);
 
     // The synchronous standby is already down when the primary crashes: the
@@ -544,13 +561,24 @@ fn failover_drills_lose_no_acknowledged_commit() {
     let round = &r["rounds"][0];
     assert_eq!(round["failed_primary"], "master-db");
     assert_eq!(round["also_failed"], "slave1-db");
-    assert_eq!(round["promoted"], "slave2-db", "the potential standby takes over");
+    assert_eq!(
+        round["promoted"], "slave2-db",
+        "the potential standby takes over"
+    );
 
     // Three crash rounds, each crashing whichever node is primary then.
     let r = drill(&t, &["--rounds", "3"]);
     assert_drill_ok(&r, 3);
-    let failed: Vec<&Value> = r["rounds"].as_array().unwrap().iter().map(|x| &x["failed_primary"]).collect();
-    assert_ne!(failed[0], failed[1], "round 2 crashes the node promoted in round 1");
+    let failed: Vec<&Value> = r["rounds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| &x["failed_primary"])
+        .collect();
+    assert_ne!(
+        failed[0], failed[1],
+        "round 2 crashes the node promoted in round 1"
+    );
 
     // A clean stop.
     let r = drill(&t, &["--kill", "stop"]);
@@ -561,7 +589,70 @@ fn failover_drills_lose_no_acknowledged_commit() {
     assert_eq!(code, 0);
     for row in &rows {
         let n = row["node"].as_str().unwrap();
-        let ro = sql("e2e-drill", n, "legendarydb", "dbuser", "SELECT pg_is_in_recovery()");
+        let ro = sql(
+            "e2e-drill",
+            n,
+            "legendarydb",
+            "dbuser",
+            "SELECT pg_is_in_recovery()",
+        );
         assert_eq!(ro == "f", row["role"] == "primary", "{n}: {row}");
     }
+}
+
+#[test]
+fn preflight_refuses_before_changing_anything() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !docker_or_skip("preflight_refuses_before_changing_anything") {
+        return;
+    }
+    ensure_image();
+    let topo = topology("semi-sync.toml", "e2e-preflight", 55492, true);
+    let t = topo.to_string_lossy().into_owned();
+    let nothing_created = || {
+        let ids = duct::cmd!(
+            "docker",
+            "ps",
+            "-a",
+            "-q",
+            "--filter",
+            "label=io.pgrepl.cluster=e2e-preflight"
+        )
+        .read()
+        .unwrap();
+        assert!(ids.trim().is_empty(), "containers were created");
+        assert!(
+            !root().join("state/e2e-preflight").exists(),
+            "state was written"
+        );
+    };
+
+    // A published port already taken.
+    let listener = std::net::TcpListener::bind(("127.0.0.1", 55493)).unwrap();
+    let r = xtask(&["setup-sync", "-t", &t]);
+    assert_ne!(r.code, 0);
+    assert!(
+        r.out.contains("port 55493") && r.out.contains("already in use"),
+        "{}",
+        r.out
+    );
+    nothing_created();
+    drop(listener);
+
+    // An image that is neither present nor pullable.
+    let out = duct::cmd(bin(), ["setup-sync", "-t", &t])
+        .env("PGREPL_IMAGE", "pgrepl/absent:0")
+        .stderr_to_stdout()
+        .stdout_capture()
+        .unchecked()
+        .run()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success());
+    assert!(
+        text.contains("pgrepl/absent:0") && text.contains("cargo xtask image"),
+        "{text}"
+    );
+    nothing_created();
+    let _ = std::fs::remove_file(root().join("compose/e2e-preflight.yml"));
 }
