@@ -20,15 +20,8 @@ use std::time::{Duration, Instant};
 /// Re-clone standbys from the live primary through their backup folders, verified and resumable.
 #[derive(Debug, Args)]
 pub struct BasebackupArgs {
-    /// Topology file
-    #[arg(
-        long,
-        short = 't',
-        value_name = "FILE",
-        env = "PGREPL_TOPOLOGY",
-        default_value = "conf/semi-sync.toml"
-    )]
-    pub topology: PathBuf,
+    #[command(flatten)]
+    pub topology: project::TopologyArg,
     /// Standby to re-clone (repeatable) [default: every standby]
     #[arg(long = "node", value_name = "NAME")]
     pub nodes: Vec<String>,
@@ -91,12 +84,7 @@ pub fn check_label(label: &Label, node: &str, system_identifier: &str) -> Result
 }
 
 pub fn run(args: &BasebackupArgs, runner: &dyn Runner) -> Result<()> {
-    let path = if args.topology.is_relative() && !args.topology.exists() {
-        project::root().join(&args.topology)
-    } else {
-        args.topology.clone()
-    };
-    let c = Cluster::open(&path, runner)?;
+    let c = Cluster::open(&args.topology.resolve(), runner)?;
     let primary = status::find_primary(&c)?.context(
         "no writable primary is running; start the cluster (setup-sync / setup-async) first",
     )?;
@@ -183,34 +171,9 @@ pub fn reclone(
             let target = format!("{BACKUP_DIR}/{BASE}");
             println!("{node}: pg_basebackup from {primary} into its backup folder");
             let password = c.secrets()?.replication;
-            r.run(
-                &c.compose()
-                    .args(["run", "--rm", "--no-deps", "-T", "-e", "PGPASSWORD", "-u"])
-                    .arg(crate::docker::run_as_user().unwrap_or_else(|| "postgres".into()))
-                    .args([
-                        "--entrypoint",
-                        "pg_basebackup",
-                        node,
-                        "-h",
-                        primary,
-                        "-p",
-                        "5432",
-                        "-U",
-                    ])
-                    .arg(c.topology().replication.user.get_ref())
-                    .args([
-                        "-D",
-                        &target,
-                        "-X",
-                        "stream",
-                        "-c",
-                        "fast",
-                        "--no-password",
-                        "-P",
-                    ])
-                    .secret_env("PGPASSWORD", &password)
-                    .streaming(),
-            )?;
+            r.run(&crate::setup::clone_cmd(
+                c, node, primary, &target, &password,
+            ))?;
             r.run(&one_off(c, node, "pg_verifybackup").args(["-q", &target]))
                 .context("pg_verifybackup rejected the backup")?;
             let settings = render::standby_settings(

@@ -6,20 +6,12 @@ use crate::project;
 use crate::runner::Runner;
 use anyhow::{Context, Result};
 use clap::Args;
-use std::path::PathBuf;
 
 /// Remove a cluster's containers and network; data is kept unless --purge.
 #[derive(Debug, Args)]
 pub struct DownArgs {
-    /// Topology file
-    #[arg(
-        long,
-        short = 't',
-        value_name = "FILE",
-        env = "PGREPL_TOPOLOGY",
-        default_value = "conf/semi-sync.toml"
-    )]
-    pub topology: PathBuf,
+    #[command(flatten)]
+    pub topology: project::TopologyArg,
     /// Also remove the cluster's named volumes and its state folder (data, backups, configs, secrets)
     #[arg(long)]
     pub purge: bool,
@@ -29,12 +21,7 @@ pub struct DownArgs {
 }
 
 pub fn run(args: &DownArgs, runner: &dyn Runner) -> Result<()> {
-    let path = if args.topology.is_relative() && !args.topology.exists() {
-        project::root().join(&args.topology)
-    } else {
-        args.topology.clone()
-    };
-    let c = Cluster::open(&path, runner)?;
+    let c = Cluster::open(&args.topology.resolve(), runner)?;
     let mut cmd = c.compose().args(["down", "--remove-orphans"]);
     if args.purge {
         cmd = cmd.arg("--volumes");

@@ -29,15 +29,8 @@ use std::time::{Duration, Instant};
 /// Crash the primary under synchronous write load, promote, re-point, rejoin; prove zero loss.
 #[derive(Debug, Args)]
 pub struct DrillArgs {
-    /// Topology file
-    #[arg(
-        long,
-        short = 't',
-        value_name = "FILE",
-        env = "PGREPL_TOPOLOGY",
-        default_value = "conf/semi-sync.toml"
-    )]
-    pub topology: PathBuf,
+    #[command(flatten)]
+    pub topology: project::TopologyArg,
     /// How the primary fails: `crash` (docker kill, no shutdown) or `stop` (clean shutdown)
     #[arg(long, value_enum, default_value_t = Kill::Crash)]
     pub kill: Kill,
@@ -279,12 +272,7 @@ pub fn run(args: &DrillArgs, runner: &dyn Runner) -> Result<()> {
     if args.no_rejoin && args.rounds > 1 {
         bail!("--no-rejoin leaves a node down, so a second round would start from an unhealthy cluster: use one round");
     }
-    let path = if args.topology.is_relative() && !args.topology.exists() {
-        project::root().join(&args.topology)
-    } else {
-        args.topology.clone()
-    };
-    let c = Cluster::open(&path, runner)?;
+    let c = Cluster::open(&args.topology.resolve(), runner)?;
     let _ = ctrlc::set_handler(|| {
         eprintln!("\ninterrupt: stopping the writer after the current step");
         INTERRUPTED.store(true, Ordering::SeqCst);

@@ -2,6 +2,7 @@
 //! writing files so that an interrupted write never leaves half a file.
 
 use anyhow::{Context, Result};
+use clap::Args;
 use cluster_config::Loaded;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -62,4 +63,34 @@ pub fn write_if_changed(path: &Path, contents: &str) -> Result<bool> {
     fs::write(&tmp, contents).with_context(|| format!("writing {}", tmp.display()))?;
     fs::rename(&tmp, path).with_context(|| format!("replacing {}", path.display()))?;
     Ok(true)
+}
+
+/// `--topology FILE`, shared by the subcommands that act on one cluster.
+#[derive(Debug, Clone, Args)]
+pub struct TopologyArg {
+    /// Topology file (relative paths are tried from here, then from the repository root)
+    #[arg(
+        long = "topology",
+        short = 't',
+        value_name = "FILE",
+        env = "PGREPL_TOPOLOGY",
+        default_value = "conf/semi-sync.toml"
+    )]
+    pub path: PathBuf,
+}
+
+impl TopologyArg {
+    pub fn resolve(&self) -> PathBuf {
+        resolve(&self.path)
+    }
+}
+
+/// A topology path as given, or from the repository root when it is
+/// relative and not found here.
+pub fn resolve(p: &Path) -> PathBuf {
+    if p.is_relative() && !p.exists() {
+        root().join(p)
+    } else {
+        p.to_path_buf()
+    }
 }

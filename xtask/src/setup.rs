@@ -49,7 +49,8 @@ pub fn run(args: &SetupArgs, mode: Mode, runner: &dyn Runner) -> Result<()> {
     };
     let topo_path = args
         .topology
-        .clone()
+        .as_deref()
+        .map(project::resolve)
         .unwrap_or_else(|| project::root().join(default));
     let c = Cluster::open(&topo_path, runner)?;
     let timeout = Duration::from_secs(args.timeout);
@@ -290,6 +291,44 @@ fn write_node_conf(c: &Cluster, node: &str, subnet: Option<&Cidr>, bootstrap: bo
     Ok(())
 }
 
+/// `pg_basebackup` of `primary` into `target` (a container path), run in a
+/// one-off container of `node`'s service, its progress shown live. WAL is
+/// streamed, the checkpoint fast; the password goes in the environment.
+pub fn clone_cmd(
+    c: &Cluster,
+    node: &str,
+    primary: &str,
+    target: &str,
+    password: &crate::runner::Secret,
+) -> Cmd {
+    c.compose()
+        .args(["run", "--rm", "--no-deps", "-T", "-e", "PGPASSWORD", "-u"])
+        .arg(crate::docker::run_as_user().unwrap_or_else(|| "postgres".into()))
+        .args([
+            "--entrypoint",
+            "pg_basebackup",
+            node,
+            "-h",
+            primary,
+            "-p",
+            "5432",
+            "-U",
+        ])
+        .arg(c.topology().replication.user.get_ref())
+        .args([
+            "-D",
+            target,
+            "-X",
+            "stream",
+            "-c",
+            "fast",
+            "--no-password",
+            "-P",
+        ])
+        .secret_env("PGPASSWORD", password)
+        .streaming()
+}
+
 /// A one-off container of the node's service (its volumes, no ports, no
 /// entrypoint), running as the server's user.
 pub fn one_off(c: &Cluster, node: &str, program: &str) -> Cmd {
@@ -390,35 +429,8 @@ fn clone_standby(
         r.run(&one_off(c, node, "find").args([PGDATA, "-mindepth", "1", "-delete"]))?;
     }
     println!("{node}: pg_basebackup from {primary}");
-    r.run(
-        &c.compose()
-            .args(["run", "--rm", "--no-deps", "-T", "-e", "PGPASSWORD", "-u"])
-            .arg(crate::docker::run_as_user().unwrap_or_else(|| "postgres".into()))
-            .args([
-                "--entrypoint",
-                "pg_basebackup",
-                node,
-                "-h",
-                primary,
-                "-p",
-                "5432",
-                "-U",
-            ])
-            .arg(c.topology().replication.user.get_ref())
-            .args([
-                "-D",
-                PGDATA,
-                "-X",
-                "stream",
-                "-c",
-                "fast",
-                "--no-password",
-                "-P",
-            ])
-            .secret_env("PGPASSWORD", password)
-            .streaming(),
-    )
-    .with_context(|| format!("cloning {node} from {primary}"))?;
+    r.run(&clone_cmd(c, node, primary, PGDATA, password))
+        .with_context(|| format!("cloning {node} from {primary}"))?;
     let t = c.topology();
     let settings = render::standby_settings(t, c.node(node)?, primary, Some(password.expose()));
     r.run(

@@ -9,20 +9,12 @@ use cluster_config::syncrep::{self, Method};
 use cluster_config::{Mode, Topology};
 use serde::Serialize;
 use std::collections::HashMap;
-use std::path::PathBuf;
 
 /// Show each node's live role, timeline, LSNs, lag, sync state and slot; fail when unhealthy.
 #[derive(Debug, Args)]
 pub struct StatusArgs {
-    /// Topology file
-    #[arg(
-        long,
-        short = 't',
-        value_name = "FILE",
-        env = "PGREPL_TOPOLOGY",
-        default_value = "conf/semi-sync.toml"
-    )]
-    pub topology: PathBuf,
+    #[command(flatten)]
+    pub topology: project::TopologyArg,
     /// Print JSON instead of a table
     #[arg(long)]
     pub json: bool,
@@ -330,12 +322,7 @@ pub fn table(rows: &[NodeStatus]) -> String {
 }
 
 pub fn run(args: &StatusArgs, runner: &dyn crate::runner::Runner) -> Result<()> {
-    let path = if args.topology.is_relative() && !args.topology.exists() {
-        project::root().join(&args.topology)
-    } else {
-        args.topology.clone()
-    };
-    let c = Cluster::open(&path, runner)?;
+    let c = Cluster::open(&args.topology.resolve(), runner)?;
     let rows = collect(&c)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&rows)?);
