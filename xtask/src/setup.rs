@@ -149,8 +149,8 @@ pub fn run(args: &SetupArgs, mode: Mode, runner: &dyn Runner) -> Result<()> {
         // First start used an empty synchronous_standby_names so the image's
         // init could commit; now the real one.
         let node = c.node(&primary_name)?;
+        // Writing the changed file reloads the running primary.
         write_node_conf(&c, node.name(), subnet.as_ref(), false)?;
-        c.sql_mut(&primary_name, "SELECT pg_reload_conf()")?;
     }
     phases.done("primary");
 
@@ -508,6 +508,13 @@ fn verify(c: &Cluster, primary: &str, timeout: Duration) -> Result<()> {
             .then_some(()))
         })?;
     }
-    println!("verified: {} standby(s) streaming; a synchronous commit on {primary} was read back from each", standbys.len());
+    let how = match t.replication.mode {
+        cluster_config::Mode::Sync => "a synchronous commit",
+        cluster_config::Mode::Async => "a commit",
+    };
+    println!(
+        "verified: {} standby(s) streaming; {how} on {primary} was read back from each",
+        standbys.len()
+    );
     Ok(())
 }
