@@ -23,7 +23,7 @@ pub struct Docker {
 
 const INSTALL_HINT: &str =
     "Install Docker Engine with the Compose plugin (`docker compose`) or `docker-compose` \
-(Debian: apt-get install docker.io docker-compose; Windows: Docker Desktop), then re-run.";
+(Debian: the Docker engine package and docker-compose from apt; Windows: Docker Desktop), then re-run.";
 
 impl Docker {
     /// Finds `docker` on PATH (honouring PATHEXT on Windows), checks that the
