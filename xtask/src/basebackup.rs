@@ -66,6 +66,18 @@ impl Label {
     }
 }
 
+/// The database system identifier of a running node: what a backup must be of.
+pub fn system_identifier(c: &Cluster, node: &str) -> Result<String> {
+    c.sql(node, "SELECT system_identifier FROM pg_control_system()")
+}
+
+/// Re-clones `node` from `primary`, the fallback when a standby cannot
+/// follow the primary or be rewound.
+pub fn reclone_from(c: &Cluster, node: &str, primary: &str, timeout: Duration) -> Result<()> {
+    let sysid = system_identifier(c, primary)?;
+    reclone(c, node, primary, &sysid, timeout)
+}
+
 /// Refuses a backup made for another node, or of another cluster.
 pub fn check_label(label: &Label, node: &str, system_identifier: &str) -> Result<()> {
     if label.node != node {
@@ -104,10 +116,7 @@ pub fn run(args: &BasebackupArgs, runner: &dyn Runner) -> Result<()> {
             bail!("{n} is the primary: its data is never replaced. Re-clone standbys only.");
         }
     }
-    let sysid = c.sql(
-        &primary,
-        "SELECT system_identifier FROM pg_control_system()",
-    )?;
+    let sysid = system_identifier(&c, &primary)?;
     for n in &nodes {
         reclone(&c, n, &primary, &sysid, Duration::from_secs(args.timeout))
             .with_context(|| format!("re-cloning {n}"))?;
@@ -234,8 +243,8 @@ pub fn reclone(
             let row = c.sql(
             primary,
             &format!(
-                "SELECT state, replay_lsn >= '{target_lsn}'::pg_lsn FROM pg_stat_replication WHERE application_name = '{}'",
-                node.replace('\'', "''")
+                "SELECT state, replay_lsn >= '{target_lsn}'::pg_lsn FROM pg_stat_replication WHERE application_name = {}",
+                crate::cluster::literal(node)
             ),
         )?;
             Ok((row == "streaming|t").then_some(()))

@@ -143,8 +143,7 @@ impl<'r> Cluster<'r> {
     /// Runs SQL on a node as the superuser over the local socket; returns
     /// rows as `|`-separated lines. The SQL travels on standard input.
     pub fn sql(&self, node: &str, sql: &str) -> Result<String> {
-        let out = self.sql_cmd(node, sql, false)?;
-        Ok(out)
+        self.sql_cmd(node, sql, false)
     }
 
     /// Like [`Self::sql`], for statements that change something.
@@ -197,6 +196,23 @@ impl<'r> Cluster<'r> {
             .unwrap_or(false)
     }
 
+    /// The last `lines` lines a node's container logged (empty without one).
+    pub fn last_logs(&self, node: &str, lines: u32) -> Result<String> {
+        let Some(id) = self.container(node)? else {
+            return Ok(String::new());
+        };
+        let logs = self.runner.run_unchecked(
+            &self
+                .docker
+                .cmd()
+                .args(["logs", "--tail", &lines.to_string(), &id])
+                .read_only(),
+        )?;
+        Ok(format!("{}{}", logs.stdout, logs.stderr)
+            .trim_end()
+            .to_string())
+    }
+
     pub fn wait_ready(&self, node: &str, timeout: Duration) -> Result<()> {
         if self.runner.dry_run() {
             return Ok(());
@@ -206,18 +222,9 @@ impl<'r> Cluster<'r> {
                 return Ok(Some(()));
             }
             if !self.is_running(node)? {
-                let id = self.container(node)?.unwrap_or_default();
-                let logs = self.runner.run_unchecked(
-                    &self
-                        .docker
-                        .cmd()
-                        .args(["logs", "--tail", "15", &id])
-                        .read_only(),
-                )?;
-                let text = format!("{}{}", logs.stdout, logs.stderr);
                 return Err(Stop(format!(
                     "{node}'s container is not running; its last log lines:\n{}",
-                    text.trim_end()
+                    self.last_logs(node, 15)?
                 ))
                 .into());
             }

@@ -752,11 +752,7 @@ fn repoint(
     );
     if let Err(e) = streaming {
         println!("{node} does not follow {upstream} ({e:#}); re-cloning it");
-        let sysid = c.sql(
-            upstream,
-            "SELECT system_identifier FROM pg_control_system()",
-        )?;
-        basebackup::reclone(c, node, upstream, &sysid, timeout)?;
+        basebackup::reclone_from(c, node, upstream, timeout)?;
     }
     Ok(())
 }
@@ -993,8 +989,7 @@ fn rejoin(
             }
             Err(e) => {
                 println!("{node}: pg_rewind failed ({e:#}); re-cloning");
-                let sysid = c.sql(primary, "SELECT system_identifier FROM pg_control_system()")?;
-                basebackup::reclone(c, node, primary, &sysid, timeout)?;
+                basebackup::reclone_from(c, node, primary, timeout)?;
                 return Ok("re-cloned (pg_rewind failed)".into());
             }
         }
@@ -1019,18 +1014,9 @@ fn rejoin(
         )
     });
     if let Err(e) = followed {
-        if let Some(id) = c.container(node)? {
-            let logs = r.run_unchecked(
-                &c.docker
-                    .cmd()
-                    .args(["logs", "--tail", "12", &id])
-                    .read_only(),
-            )?;
-            println!("{node}: last log lines:\n{}{}", logs.stdout, logs.stderr);
-        }
+        println!("{node}: last log lines:\n{}", c.last_logs(node, 12)?);
         println!("{node}: does not follow {primary} ({e:#}); re-cloning");
-        let sysid = c.sql(primary, "SELECT system_identifier FROM pg_control_system()")?;
-        basebackup::reclone(c, node, primary, &sysid, timeout)?;
+        basebackup::reclone_from(c, node, primary, timeout)?;
         return Ok(format!("re-cloned ({how} was not enough)"));
     }
     if c.sql(node, "SELECT pg_is_in_recovery()")? != "t" {
