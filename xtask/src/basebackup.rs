@@ -24,7 +24,7 @@ pub struct BasebackupArgs {
     pub topology: project::TopologyArg,
     /// Standby to re-clone (repeatable) [default: every standby]
     #[arg(long = "node", value_name = "NAME")]
-    pub nodes: Vec<String>,
+    pub nodes: Vec<cluster_config::names::NodeName>,
     /// Print the commands, change nothing
     #[arg(long)]
     pub dry_run: bool,
@@ -96,7 +96,20 @@ pub fn check_label(label: &Label, node: &str, system_identifier: &str) -> Result
 }
 
 pub fn run(args: &BasebackupArgs, runner: &dyn Runner) -> Result<()> {
-    let c = Cluster::open(&args.topology.resolve(), runner)?;
+    let path = args.topology.resolve();
+    let loaded = project::load_valid(&path)?;
+    // Named nodes are checked against the topology before Docker is asked.
+    for n in &args.nodes {
+        if loaded.topology.node(n).is_none() {
+            let known: Vec<&str> = loaded.topology.nodes.iter().map(|n| n.name()).collect();
+            bail!(
+                "no node `{n}` in {} (its nodes: {})",
+                loaded.path,
+                known.join(", ")
+            );
+        }
+    }
+    let c = Cluster::connect(&path, loaded, runner)?;
     let primary = status::find_primary(&c)?.context(
         "no writable primary is running; start the cluster (setup-sync / setup-async) first",
     )?;
@@ -108,7 +121,7 @@ pub fn run(args: &BasebackupArgs, runner: &dyn Runner) -> Result<()> {
             .filter(|n| *n != primary)
             .collect()
     } else {
-        args.nodes.clone()
+        args.nodes.iter().map(|n| n.to_string()).collect()
     };
     for n in &nodes {
         c.node(n)?;
@@ -122,9 +135,9 @@ pub fn run(args: &BasebackupArgs, runner: &dyn Runner) -> Result<()> {
             .with_context(|| format!("re-cloning {n}"))?;
     }
     if runner.dry_run() {
-        println!("dry run: nothing changed");
+        say!("dry run: nothing changed");
     } else {
-        print!("\n{}", status::table(&status::collect(&c)?));
+        say_raw!("\n{}", status::table(&status::collect(&c)?));
     }
     Ok(())
 }
@@ -133,7 +146,7 @@ fn host_dir(c: &Cluster, node: &str, which: &str) -> Result<PathBuf> {
     let n = c.node(node)?;
     let st = if which == "data" { &n.data } else { &n.backup };
     match st {
-        Storage::Bind(dir) => Ok(c.state_dir().join(dir)),
+        Storage::Bind(dir) => Ok(c.bind_path(dir)),
         Storage::Volume(v) => bail!(
             "{node}'s {which} is the named volume `{v}`: basebackup moves data folders on the host and needs bind-mounted folders \
              (`{which} = {{ bind = \"...\" }}`). A volume-backed standby is cloned by setup-async."
@@ -166,11 +179,11 @@ pub fn reclone(
     match &label {
         Some(l) => {
             check_label(l, node, sysid)?;
-            println!("{node}: a verified backup is already in its backup folder; resuming");
+            say!("{node}: a verified backup is already in its backup folder; resuming");
         }
         None => {
             if base.exists() && !r.dry_run() {
-                println!(
+                say!(
                     "{node}: removing an incomplete backup from {}",
                     project::display(&base)
                 );
@@ -178,7 +191,7 @@ pub fn reclone(
             }
             crate::setup::own_mounts(c, node)?;
             let target = format!("{BACKUP_DIR}/{BASE}");
-            println!("{node}: pg_basebackup from {primary} into its backup folder");
+            say!("{node}: pg_basebackup from {primary} into its backup folder");
             let password = c.secrets()?.replication;
             r.run(&crate::setup::clone_cmd(
                 c, node, primary, &target, &password,
@@ -204,7 +217,7 @@ pub fn reclone(
                 };
                 crate::cluster::write_private(&label_path, &l.render())?;
             }
-            println!(
+            say!(
                 "{node}: backup verified ({:.1}s)",
                 started.elapsed().as_secs_f64()
             );
@@ -212,14 +225,14 @@ pub fn reclone(
     }
     r.run(&c.compose().args(["stop", node]))?;
     if r.dry_run() {
-        println!(
+        say!(
             "[dry-run] replace {} with {}",
             project::display(&data),
             project::display(&base)
         );
     } else {
         let stats = move_with_progress(&base, &data)?;
-        println!(
+        say!(
             "{node}: data folder replaced: {} files, {:.1} MiB in {:.1}s ({:.0} MiB/s)",
             stats.files,
             stats.bytes as f64 / 1048576.0,
@@ -250,7 +263,7 @@ pub fn reclone(
             Ok((row == "streaming|t").then_some(()))
         },
     )?;
-    println!(
+    say!(
         "{node}: streaming from {primary} and caught up ({:.1}s in all)",
         started.elapsed().as_secs_f64()
     );

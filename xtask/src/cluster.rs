@@ -73,16 +73,34 @@ pub struct Cluster<'r> {
     pub loaded: Loaded,
     pub docker: Docker,
     pub runner: &'r dyn Runner,
+    /// The cluster's Compose file (see [`project::compose_location`]).
+    pub compose_file: PathBuf,
+    /// The state folder as the Compose file refers to it.
+    pub state_ref: String,
 }
 
 impl<'r> Cluster<'r> {
+    /// Loads and validates the topology, then finds Docker: an invalid
+    /// topology is refused before the first docker call.
     pub fn open(topology: &std::path::Path, runner: &'r dyn Runner) -> Result<Self> {
-        let loaded = project::load(topology)?;
+        let loaded = project::load_valid(topology)?;
+        Self::connect(topology, loaded, runner)
+    }
+
+    /// A validated topology with Docker found.
+    pub fn connect(
+        topology: &std::path::Path,
+        loaded: Loaded,
+        runner: &'r dyn Runner,
+    ) -> Result<Self> {
+        let (compose_file, state_ref) = project::compose_location(topology, &loaded);
         let docker = Docker::detect(runner)?;
         Ok(Cluster {
             loaded,
             docker,
             runner,
+            compose_file,
+            state_ref,
         })
     }
 
@@ -98,8 +116,15 @@ impl<'r> Cluster<'r> {
         project::root().join(STATE_DIR).join(self.name())
     }
 
+    /// A bind folder's path on the host.
+    pub fn bind_path(&self, dir: &cluster_config::names::BindDir) -> PathBuf {
+        let mut p = self.state_dir();
+        p.extend(dir.parts());
+        p
+    }
+
     pub fn compose(&self) -> Cmd {
-        self.docker.compose(&project::root(), self.name())
+        self.docker.compose(&self.compose_file, self.name())
     }
 
     /// The container of a node, if it exists (running or not).
@@ -176,8 +201,8 @@ impl<'r> Cluster<'r> {
                 "ON_ERROR_STOP=1",
                 "-U",
             ])
-            .arg(&t.database.owner)
-            .args(["-d", &t.database.name])
+            .arg(t.database.owner.get_ref().as_str())
+            .args(["-d", t.database.name.get_ref().as_str()])
             .stdin(sql);
         if !mutating {
             cmd = cmd.read_only();
@@ -232,41 +257,108 @@ impl<'r> Cluster<'r> {
         })
     }
 
-    /// Reads the secrets file, creating it (owner-only) with generated
-    /// passwords when missing.
+    /// Whether any node's data exists (a bind folder holding `PG_VERSION`,
+    /// or a named data volume). When unsure (a folder this user may not
+    /// read), it says yes.
+    pub fn data_exists(&self) -> Result<bool> {
+        for node in &self.topology().nodes {
+            match &node.data {
+                cluster_config::Storage::Bind(dir) => {
+                    match std::fs::metadata(self.bind_path(dir).join("PG_VERSION")) {
+                        Ok(_) => return Ok(true),
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                        Err(_) => return Ok(true),
+                    }
+                }
+                cluster_config::Storage::Volume(v) => {
+                    let out = self.runner.run_unchecked(
+                        &self
+                            .docker
+                            .cmd()
+                            .args(["volume", "inspect", "--format", "{{.Name}}"])
+                            .arg(format!("{}_{v}", self.name()))
+                            .read_only(),
+                    )?;
+                    if out.success {
+                        return Ok(true);
+                    }
+                }
+            }
+        }
+        Ok(false)
+    }
+
+    /// Reads the secrets file. A missing, empty or partial file is completed
+    /// with generated passwords (owner-only) while no data exists yet; once
+    /// data exists, a missing password cannot be made up, and the error says
+    /// what to do.
     pub fn secrets(&self) -> Result<Secrets> {
+        const KEYS: [&str; 2] = ["POSTGRES_PASSWORD", "PGREPL_REPLICATION_PASSWORD"];
         let path = self.state_dir().join(SECRETS_FILE);
-        if !path.exists() {
+        let shown = project::display(&path);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(e) => return Err(e).with_context(|| format!("reading {shown}")),
+        };
+        let get = |text: &str, k: &str| {
+            text.lines()
+                .find_map(|l| l.trim_end_matches('\r').strip_prefix(k)?.strip_prefix('='))
+                .filter(|v| !v.is_empty())
+                .map(str::to_string)
+        };
+        let missing: Vec<&str> = KEYS
+            .iter()
+            .copied()
+            .filter(|k| get(&text, k).is_none())
+            .collect();
+        let text = if missing.is_empty() {
+            text
+        } else {
+            if self.data_exists()? {
+                bail!(
+                    "{shown} lacks {} but the cluster's data already exists, and its passwords cannot be made up again. \
+                     Restore {shown} from where you keep it, or start the cluster over with \
+                     `cargo xtask down --purge -t {}` (this deletes its data) and set it up again.",
+                    missing.join(" and "),
+                    self.loaded.path
+                );
+            }
             if self.runner.dry_run() {
-                println!(
-                    "[dry-run] would generate {} (owner-only)",
-                    project::display(&path)
+                say!(
+                    "[dry-run] would generate {} in {shown} (owner-only)",
+                    missing.join(", ")
                 );
                 return Ok(Secrets {
                     owner: Secret::new("dry-run"),
                     replication: Secret::new("dry-run"),
                 });
             }
-            let text = format!(
-                "# Generated by cargo xtask for cluster {}; keep private (git-ignored, owner-only).\n\
-                 POSTGRES_PASSWORD={}\nPGREPL_REPLICATION_PASSWORD={}\n",
-                self.name(),
-                generate_password()?,
-                generate_password()?
+            let mut out = format!(
+                "# Generated by cargo xtask for cluster {}; keep private (git-ignored, owner-only).\n",
+                self.name()
             );
-            write_private(&path, &text)?;
-        }
-        let text = std::fs::read_to_string(&path)
-            .with_context(|| format!("reading {}", path.display()))?;
-        let get = |k: &str| {
-            text.lines()
-                .find_map(|l| l.strip_prefix(k).and_then(|r| r.strip_prefix('=')))
+            for k in KEYS {
+                let v = match get(&text, k) {
+                    Some(v) => v,
+                    None => generate_password()?,
+                };
+                out.push_str(&format!("{k}={v}\n"));
+            }
+            write_private(&path, &out)?;
+            if !text.trim().is_empty() {
+                say!("{shown}: generated the missing {}", missing.join(", "));
+            }
+            out
+        };
+        let secret = |k: &str| {
+            get(&text, k)
                 .map(Secret::new)
-                .with_context(|| format!("{} has no {k}", project::display(&path)))
+                .with_context(|| format!("{shown} has no {k}"))
         };
         Ok(Secrets {
-            owner: get("POSTGRES_PASSWORD")?,
-            replication: get("PGREPL_REPLICATION_PASSWORD")?,
+            owner: secret(KEYS[0])?,
+            replication: secret(KEYS[1])?,
         })
     }
 

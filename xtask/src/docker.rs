@@ -2,7 +2,7 @@
 
 use crate::runner::{Cmd, Runner};
 use anyhow::{bail, Result};
-use cluster_config::compose::{COMPOSE_DIR, IMAGE_ENV, USER_ENV};
+use cluster_config::compose::{IMAGE_ENV, USER_ENV};
 use std::path::{Path, PathBuf};
 
 /// How Compose is invoked on this machine.
@@ -93,8 +93,7 @@ impl Docker {
     /// A Compose command for a cluster's project. The image may be overridden
     /// with PGREPL_IMAGE; the servers run as the invoking user on Linux when
     /// it is not root, so bind-mounted files stay the user's own.
-    pub fn compose(&self, root: &Path, project: &str) -> Cmd {
-        let file = root.join(COMPOSE_DIR).join(format!("{project}.yml"));
+    pub fn compose(&self, file: &Path, project: &str) -> Cmd {
         let base = match &self.compose {
             ComposeCli::Plugin => Cmd::new(&self.docker).arg("compose"),
             ComposeCli::Standalone(p) => Cmd::new(p),
@@ -102,7 +101,11 @@ impl Docker {
         let mut c = base
             .args(["-p", project, "-f"])
             .arg(file.to_string_lossy().into_owned());
-        if let Ok(image) = std::env::var(IMAGE_ENV) {
+        if let Some(image) = IMAGE_CHOICE
+            .get()
+            .cloned()
+            .or_else(|| std::env::var(IMAGE_ENV).ok())
+        {
             c = c.env(IMAGE_ENV, image);
         }
         if let Some(user) = run_as_user() {
@@ -147,9 +150,23 @@ pub fn run_as_user() -> Option<String> {
     None
 }
 
-/// The image a topology runs: PGREPL_IMAGE, else the topology's.
+/// The image chosen for this run when the topology's is absent (see
+/// `image::ensure`); Compose gets it as PGREPL_IMAGE.
+static IMAGE_CHOICE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Records the image this run uses in place of the topology's.
+pub fn choose_image(image: &str) {
+    let _ = IMAGE_CHOICE.set(image.to_string());
+}
+
+/// The image a topology runs: the one chosen for this run, else
+/// PGREPL_IMAGE, else the topology's.
 pub fn image_for(topology_image: &str) -> String {
-    std::env::var(IMAGE_ENV).unwrap_or_else(|_| topology_image.to_string())
+    IMAGE_CHOICE
+        .get()
+        .cloned()
+        .or_else(|| std::env::var(IMAGE_ENV).ok())
+        .unwrap_or_else(|| topology_image.to_string())
 }
 
 /// A port on the host's loopback that something already listens on.
@@ -174,7 +191,9 @@ mod tests {
         let d = Docker::detect_with(docker(), Some("docker-compose".into()), &rec).unwrap();
         assert_eq!(d.compose, ComposeCli::Plugin);
         assert_eq!(d.describe(), "docker compose 2.29.1");
-        let c = d.compose(Path::new("/r"), "semi-sync").to_string();
+        let c = d
+            .compose(Path::new("/r/compose/semi-sync.yml"), "semi-sync")
+            .to_string();
         assert!(c.contains("docker compose -p semi-sync -f"), "{c}");
     }
 
@@ -193,10 +212,10 @@ mod tests {
         let d = Docker::detect_with(docker(), Some("docker-compose".into()), &rec).unwrap();
         assert_eq!(d.compose, ComposeCli::Standalone("docker-compose".into()));
         assert!(
-            d.compose(Path::new("/r"), "x")
+            d.compose(Path::new("/r/x.yml"), "x")
                 .to_string()
                 .starts_with("docker-compose -p x")
-                || d.compose(Path::new("/r"), "x")
+                || d.compose(Path::new("/r/x.yml"), "x")
                     .to_string()
                     .contains(" docker-compose -p x")
         );

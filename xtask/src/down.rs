@@ -1,5 +1,6 @@
-//! `down`: removes exactly the containers and networks of a cluster's Compose
-//! project (and with `--purge` its volumes and state folder).
+//! `down`: removes exactly the containers and networks that carry the
+//! cluster's label (and with `--purge` its volumes and state folder). It
+//! needs neither the Compose file nor the secrets file, and creates nothing.
 
 use crate::cluster::Cluster;
 use crate::project;
@@ -20,22 +21,49 @@ pub struct DownArgs {
     pub dry_run: bool,
 }
 
+/// The ids of a cluster's objects of one kind (`container`, `network`,
+/// `volume`), found by the project's label alone.
+fn labelled(c: &Cluster, kind: &str) -> Result<Vec<String>> {
+    let filter = format!(
+        "label={}={}",
+        cluster_config::compose::LABEL_CLUSTER,
+        c.name()
+    );
+    let mut cmd = c.docker.cmd();
+    cmd = match kind {
+        "container" => cmd.args(["ps", "-a", "-q", "--filter", &filter]),
+        other => cmd.args([other, "ls", "-q", "--filter", &filter]),
+    };
+    let out = c.runner.run(&cmd.read_only())?;
+    Ok(out.stdout.split_whitespace().map(str::to_string).collect())
+}
+
 pub fn run(args: &DownArgs, runner: &dyn Runner) -> Result<()> {
+    // The topology gives the cluster's name; everything else is found by the
+    // label every object of the cluster carries, so `down` works without a
+    // Compose file or secrets file and never creates either.
     let c = Cluster::open(&args.topology.resolve(), runner)?;
-    let mut cmd = c.compose().args(["down", "--remove-orphans"]);
+    let containers = labelled(&c, "container")?;
+    if !containers.is_empty() {
+        // A clean shutdown first (the containers' stop signal, SIGINT, and
+        // the same grace period Compose gives them).
+        runner.run(&c.docker.cmd().args(["stop", "-t", "60"]).args(&containers))?;
+        runner.run(&c.docker.cmd().args(["rm", "-f", "-v"]).args(&containers))?;
+    }
+    let networks = labelled(&c, "network")?;
+    if !networks.is_empty() {
+        runner.run(&c.docker.cmd().args(["network", "rm"]).args(&networks))?;
+    }
     if args.purge {
-        cmd = cmd.arg("--volumes");
+        let volumes = labelled(&c, "volume")?;
+        if !volumes.is_empty() {
+            runner.run(&c.docker.cmd().args(["volume", "rm"]).args(&volumes))?;
+        }
     }
-    // Compose needs the env file to exist to parse the project.
-    let secrets = c.state_dir().join(cluster_config::compose::SECRETS_FILE);
-    if !secrets.exists() && !runner.dry_run() {
-        crate::cluster::write_private(&secrets, "")?;
-    }
-    runner.run(&cmd)?;
     if args.purge {
         let dir = c.state_dir();
         if runner.dry_run() {
-            println!("[dry-run] remove {}", project::display(&dir));
+            say!("[dry-run] remove {}", project::display(&dir));
         } else if dir.exists() {
             // Bind-mounted data may belong to the container's user: clear it
             // from inside a one-off container first when the host cannot.
@@ -71,18 +99,18 @@ pub fn run(args: &DownArgs, runner: &dyn Runner) -> Result<()> {
                     if !empty {
                         return Err(e).with_context(|| format!("removing {}", dir.display()));
                     }
-                    println!(
+                    say!(
                         "emptied {} but cannot remove the folder itself ({e}): its parent is not writable by this user",
                         project::display(&dir)
                     );
                 }
             }
             if !dir.exists() {
-                println!("removed {}", project::display(&dir));
+                say!("removed {}", project::display(&dir));
             }
         }
     }
-    println!(
+    say!(
         "{}: down{}",
         c.name(),
         if args.purge {

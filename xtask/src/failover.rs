@@ -34,8 +34,8 @@ pub struct DrillArgs {
     /// How the primary fails: `crash` (docker kill, no shutdown) or `stop` (clean shutdown)
     #[arg(long, value_enum, default_value_t = Kill::Crash)]
     pub kill: Kill,
-    /// Rounds to run; each crashes whichever node is primary then
-    #[arg(long, default_value_t = 1)]
+    /// Rounds to run (at least 1); each crashes whichever node is primary then
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     pub rounds: u32,
     /// Leave the failed primary down instead of rejoining it as a standby
     #[arg(long)]
@@ -140,8 +140,8 @@ fn connect(
     let mut cfg = postgres::Config::new();
     cfg.host("127.0.0.1")
         .port(port)
-        .user(&t.database.owner)
-        .dbname(&t.database.name)
+        .user(t.database.owner.get_ref().as_str())
+        .dbname(t.database.name.get_ref().as_str())
         .password(password.expose())
         .application_name("pgrepl-drill")
         .connect_timeout(Duration::from_secs(3))
@@ -279,10 +279,10 @@ pub fn run(args: &DrillArgs, runner: &dyn Runner) -> Result<()> {
     });
     let secrets = c.secrets()?;
     let run_id = crate::cluster::generate_password()?[..12].to_string();
-    println!("drill run {run_id} on {}", c.name());
+    say!("drill run {run_id} on {}", c.name());
     let mut rounds = Vec::new();
     for round in 1..=args.rounds {
-        println!("\n== round {round} of {}", args.rounds);
+        say!("\n== round {round} of {}", args.rounds);
         let r = match drill_round(&c, &secrets, args, &run_id, round) {
             Ok(r) => r,
             Err(e) => {
@@ -321,10 +321,10 @@ pub fn run(args: &DrillArgs, runner: &dyn Runner) -> Result<()> {
     if let Some(path) = &args.report {
         std::fs::write(path, serde_json::to_string_pretty(&report)?)
             .with_context(|| format!("writing {}", path.display()))?;
-        println!("report written to {}", path.display());
+        say!("report written to {}", path.display());
     }
-    println!("\n{}", status::table(&report.final_status));
-    println!(
+    say!("\n{}", status::table(&report.final_status));
+    say!(
         "{} round(s): lost acknowledged commits {}, RTO median {} ms, worst {} ms (crash to first acknowledged write on the new primary)",
         report.rounds.len(),
         report.lost_total,
@@ -368,7 +368,7 @@ fn median(sorted: &[u64]) -> u64 {
 }
 
 fn print_round(r: &RoundReport) {
-    println!(
+    say!(
         "round {}: {} failed{}, {} promoted (timeline {}): {}.\n  acknowledged {}, lost {}, uncertain {} ({} landed, {} not); \
          crash->promoted {} ms, RTO {} ms, re-point {} ms, {}{}",
         r.round,
@@ -480,7 +480,7 @@ fn drill_round(
                  synchronous_standby_names leaves none (see `cargo xtask status`)"
             );
         }
-        println!(
+        say!(
             "failing the synchronous standby {victim} first ({:?})",
             args.kill
         );
@@ -505,13 +505,13 @@ fn drill_round(
         );
         if let Err(e) = took_over {
             let _ = writer.finish();
-            println!("restarting {victim}");
+            say!("restarting {victim}");
             c.runner
                 .run(&c.compose().args(["up", "-d", "--no-deps", &victim]))?;
             return Err(e);
         }
     }
-    println!(
+    say!(
         "failing the primary {old} ({:?}) under write load",
         args.kill
     );
@@ -524,7 +524,7 @@ fn drill_round(
     let (new, why) = match choose_new_primary(c, &down, &sync_before) {
         Ok(choice) => choice,
         Err(e) => {
-            println!("no standby can take over ({e:#}); restarting the old primary {old}");
+            say!("no standby can take over ({e:#}); restarting the old primary {old}");
             let _ = writer.finish();
             c.runner
                 .run(&c.compose().args(["up", "-d", "--no-deps", &old]))?;
@@ -532,7 +532,7 @@ fn drill_round(
             bail!("no standby was reachable to promote; the old primary {old} was restarted as it was");
         }
     };
-    println!("promoting {new}: {why}");
+    say!("promoting {new}: {why}");
     report.promoted = new.clone();
     report.promoted_because = why;
     check_interrupt(c)?;
@@ -751,7 +751,7 @@ fn repoint(
         },
     );
     if let Err(e) = streaming {
-        println!("{node} does not follow {upstream} ({e:#}); re-cloning it");
+        say!("{node} does not follow {upstream} ({e:#}); re-cloning it");
         basebackup::reclone_from(c, node, upstream, timeout)?;
     }
     Ok(())
@@ -829,11 +829,11 @@ fn set_sync_names(c: &Cluster, primary: &str, value: Option<&str>) -> Result<()>
     };
     c.sql_mut(primary, &sql)?;
     match value {
-        Some("") => println!(
+        Some("") => say!(
             "{primary}: no standby is connected yet; commits are not synchronous until one rejoins"
         ),
-        Some(v) => println!("{primary}: synchronous_standby_names = '{v}'"),
-        None => println!("{primary}: synchronous_standby_names back to the configured value"),
+        Some(v) => say!("{primary}: synchronous_standby_names = '{v}'"),
+        None => say!("{primary}: synchronous_standby_names back to the configured value"),
     }
     Ok(())
 }
@@ -864,7 +864,7 @@ fn prove_sync_commit(
     });
     match rx.recv_timeout(bound) {
         Ok(Ok(d)) => {
-            println!("{primary}: a synchronous commit returned in {} ms", d.as_millis());
+            say!("{primary}: a synchronous commit returned in {} ms", d.as_millis());
             Ok(ms(d))
         }
         Ok(Err(e)) => Err(e.context(format!("synchronous commit on {primary}"))),
@@ -961,8 +961,8 @@ fn rejoin(
         c.sql_mut(primary, "CHECKPOINT")?;
         let source = format!(
             "host={primary} port=5432 user={} dbname={}",
-            render::conninfo_value(&t.database.owner),
-            render::conninfo_value(&t.database.name)
+            render::conninfo_value(t.database.owner.get_ref().as_str()),
+            render::conninfo_value(t.database.name.get_ref().as_str())
         );
         let rewind = r.run(
             &c.compose()
@@ -988,7 +988,7 @@ fn rejoin(
                 .to_string();
             }
             Err(e) => {
-                println!("{node}: pg_rewind failed ({e:#}); re-cloning");
+                say!("{node}: pg_rewind failed ({e:#}); re-cloning");
                 basebackup::reclone_from(c, node, primary, timeout)?;
                 return Ok("re-cloned (pg_rewind failed)".into());
             }
@@ -1014,8 +1014,8 @@ fn rejoin(
         )
     });
     if let Err(e) = followed {
-        println!("{node}: last log lines:\n{}", c.last_logs(node, 12)?);
-        println!("{node}: does not follow {primary} ({e:#}); re-cloning");
+        say!("{node}: last log lines:\n{}", c.last_logs(node, 12)?);
+        say!("{node}: does not follow {primary} ({e:#}); re-cloning");
         basebackup::reclone_from(c, node, primary, timeout)?;
         return Ok(format!("re-cloned ({how} was not enough)"));
     }

@@ -40,6 +40,90 @@ pub struct ImageArgs {
     pub dry_run: bool,
 }
 
+/// Makes the image a cluster runs available, so that the first command on a
+/// fresh machine works as written: PGREPL_IMAGE when set (it must be
+/// present: the user asked for that one); else the topology's image when
+/// present; else the project's own image when present; else the project's
+/// own image built now from Debian packages (no registry is contacted).
+pub fn ensure(docker: &Docker, runner: &dyn Runner, topology_image: &str) -> Result<String> {
+    if let Ok(image) = std::env::var(cluster_config::compose::IMAGE_ENV) {
+        if docker.has_image(runner, &image)? {
+            return Ok(image);
+        }
+        bail!(
+            "image `{image}` (PGREPL_IMAGE) is not in the Docker engine. Build the project's own with \
+             `cargo xtask image` and set PGREPL_IMAGE={DEFAULT_TAG}, unset PGREPL_IMAGE, or `docker pull {image}` where a registry is reachable."
+        );
+    }
+    if docker.has_image(runner, topology_image)? {
+        return Ok(topology_image.to_string());
+    }
+    if docker.has_image(runner, DEFAULT_TAG)? {
+        say!("image {topology_image} is not in the Docker engine; using the project's own {DEFAULT_TAG} (PostgreSQL 15 from Debian packages)");
+        crate::docker::choose_image(DEFAULT_TAG);
+        return Ok(DEFAULT_TAG.to_string());
+    }
+    if runner.dry_run() {
+        say!("[dry-run] image {topology_image} is not in the Docker engine: would build the project's own {DEFAULT_TAG} from Debian packages (`cargo xtask image`)");
+        crate::docker::choose_image(DEFAULT_TAG);
+        return Ok(DEFAULT_TAG.to_string());
+    }
+    say!("image {topology_image} is not in the Docker engine, and no registry is used: building the project's own {DEFAULT_TAG} from Debian packages");
+    if which::which("debootstrap").is_err() {
+        install_debootstrap(runner)?;
+    }
+    run(
+        &ImageArgs {
+            tag: DEFAULT_TAG.to_string(),
+            mirror: None,
+            suite: "bookworm".into(),
+            force: false,
+            dry_run: false,
+        },
+        runner,
+    )?;
+    crate::docker::choose_image(DEFAULT_TAG);
+    Ok(DEFAULT_TAG.to_string())
+}
+
+/// Installs debootstrap with apt-get when this process may (root on a
+/// Debian-like host); otherwise says the one command to run.
+fn install_debootstrap(runner: &dyn Runner) -> Result<()> {
+    let root = is_root();
+    let apt = which::which("apt-get").ok();
+    match (root, apt) {
+        (true, Some(apt)) => {
+            say!("image: installing debootstrap (apt-get install debootstrap)");
+            runner
+                .run(&Cmd::new(&apt).args(["install", "-y", "-q", "--no-install-recommends", "debootstrap"]).env("DEBIAN_FRONTEND", "noninteractive").streaming())
+                .or_else(|_| {
+                    runner.run(&Cmd::new(&apt).args(["update", "-q"]).streaming())?;
+                    runner.run(&Cmd::new(&apt).args(["install", "-y", "-q", "--no-install-recommends", "debootstrap"]).env("DEBIAN_FRONTEND", "noninteractive").streaming())
+                })
+                .context("installing debootstrap")?;
+            Ok(())
+        }
+        _ => bail!(
+            "building the image needs root and debootstrap. Run once: \
+             `cargo build -p xtask && sudo target/debug/xtask image` (Debian: `sudo apt-get install debootstrap` first), then re-run."
+        ),
+    }
+}
+
+fn is_root() -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let probe = std::env::temp_dir().join(format!(".pgrepl-root-{}", std::process::id()));
+        if std::fs::write(&probe, b"").is_ok() {
+            let uid = std::fs::metadata(&probe).map(|m| m.uid()).ok();
+            let _ = std::fs::remove_file(&probe);
+            return uid == Some(0);
+        }
+    }
+    false
+}
+
 /// Finds the Debian mirror in apt's configuration (deb822 `.sources` files
 /// or one-line `sources.list` entries), for the given suite.
 pub fn mirror_from_apt(etc_apt: &Path, suite: &str) -> Option<String> {
@@ -91,7 +175,7 @@ pub fn mirror_from_apt(etc_apt: &Path, suite: &str) -> Option<String> {
 pub fn run(args: &ImageArgs, runner: &dyn Runner) -> Result<()> {
     let docker = Docker::detect(runner)?;
     if !args.force && docker.has_image(runner, &args.tag)? {
-        println!("image {} is present (use --force to rebuild)", args.tag);
+        say!("image {} is present (use --force to rebuild)", args.tag);
         return Ok(());
     }
     let debootstrap = which::which("debootstrap").map_err(|_| {
@@ -114,7 +198,7 @@ pub fn run(args: &ImageArgs, runner: &dyn Runner) -> Result<()> {
         fs::remove_dir_all(&work).with_context(|| format!("removing {}", work.display()))?;
     }
     let started = std::time::Instant::now();
-    println!(
+    say!(
         "image: debootstrap {} with postgresql-15 (about a minute)",
         args.suite
     );
@@ -160,9 +244,9 @@ pub fn run(args: &ImageArgs, runner: &dyn Runner) -> Result<()> {
         fs::remove_dir_all(&work).with_context(|| format!("removing {}", work.display()))?;
     }
     if runner.dry_run() {
-        println!("image: dry run, nothing changed");
+        say!("image: dry run, nothing changed");
     } else {
-        println!("image: {} ready in {:.0?}", args.tag, started.elapsed());
+        say!("image: {} ready in {:.0?}", args.tag, started.elapsed());
     }
     Ok(())
 }

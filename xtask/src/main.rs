@@ -3,7 +3,11 @@
 //! `main` only parses the command line and dispatches; each task lives in its
 //! own module.
 
+#[macro_use]
+mod out;
+
 mod basebackup;
+mod catalogue;
 mod cluster;
 mod docker;
 mod down;
@@ -39,6 +43,7 @@ pub enum Command {
     Render(render::RenderArgs),
     Validate(validate::ValidateArgs),
     Image(image::ImageArgs),
+    Catalogue(catalogue::CatalogueArgs),
     /// From nothing to a verified semi-synchronous cluster (runbook 000, steps 1-8).
     SetupSync(setup::SetupArgs),
     /// From nothing to a verified asynchronous cluster with slots (runbook 003).
@@ -50,10 +55,17 @@ pub enum Command {
 }
 
 fn main() {
+    if let Err(e) = check_environment() {
+        eprintln!("error: {e:#}");
+        std::process::exit(2);
+    }
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Render(args) => render::run(&args),
         Command::Validate(args) => validate::run(&args),
+        Command::Catalogue(args) => {
+            runner::for_flags(false).and_then(|r| catalogue::run(&args, r.as_ref()))
+        }
         Command::Image(args) => {
             runner::for_flags(args.dry_run).and_then(|r| image::run(&args, r.as_ref()))
         }
@@ -78,6 +90,49 @@ fn main() {
         eprintln!("error: {e:#}");
         std::process::exit(1);
     }
+}
+
+/// The tool's environment variables, checked before anything else reads
+/// them: an empty or malformed one is named, never mistaken for a flag.
+fn check_environment() -> anyhow::Result<()> {
+    use anyhow::bail;
+    for (var, what) in [
+        ("PGREPL_TOPOLOGY", "a topology file"),
+        (
+            cluster_config::compose::IMAGE_ENV,
+            "an image such as pgrepl/postgres:15",
+        ),
+        (cluster_config::compose::USER_ENV, "uid:gid"),
+    ] {
+        let Some(value) = std::env::var_os(var) else {
+            continue;
+        };
+        let Some(value) = value.to_str() else {
+            bail!("{var} is not valid Unicode; set it to {what} or unset it");
+        };
+        if value.trim().is_empty() {
+            bail!("{var} is set but empty; set it to {what} or unset it");
+        }
+        if var == cluster_config::compose::IMAGE_ENV {
+            if let Err(e) = value.parse::<cluster_config::names::ImageRef>() {
+                bail!("{var}: {e}");
+            }
+        }
+        if var == cluster_config::compose::USER_ENV {
+            let ok = value.split_once(':').is_some_and(|(u, g)| {
+                [u, g].iter().all(|p| {
+                    !p.is_empty() && p.len() <= 10 && p.chars().all(|c| c.is_ascii_digit())
+                })
+            });
+            if !ok {
+                bail!(
+                    "{var} is `{}`: it must be numeric uid:gid, such as 1000:1000",
+                    cluster_config::names::shown(value)
+                );
+            }
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -1,9 +1,9 @@
 //! Where things are: the repository root, presets, topology loading, and
 //! writing files so that an interrupted write never leaves half a file.
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use clap::Args;
-use cluster_config::Loaded;
+use cluster_config::{compose, validate, Loaded};
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -39,11 +39,44 @@ pub fn display(path: &Path) -> String {
         .join("/")
 }
 
-/// Reads and parses a topology file; the error names the file and line.
+/// Reads and parses a topology file; the error names the file, line and
+/// rule.
 pub fn load(path: &Path) -> Result<Loaded> {
-    let text =
-        fs::read_to_string(path).with_context(|| format!("reading topology {}", path.display()))?;
-    Loaded::parse(&display(path), &text).map_err(anyhow::Error::msg)
+    let bytes = fs::read(path).with_context(|| format!("reading topology {}", path.display()))?;
+    Loaded::from_bytes(&display(path), &bytes).map_err(|report| anyhow::anyhow!("{report}"))
+}
+
+/// Loads a topology and validates it: every error at once, before anything
+/// touches Docker or the disk.
+pub fn load_valid(path: &Path) -> Result<Loaded> {
+    let loaded = load(path)?;
+    let report = validate::validate_topology(&loaded);
+    if report.has_errors() {
+        bail!("{} is invalid:\n{report}", loaded.path);
+    }
+    Ok(loaded)
+}
+
+/// Whether a topology file is one of the presets in `conf/`: their Compose
+/// files are committed in `compose/`; any other's goes into its state folder.
+pub fn is_preset(path: &Path) -> bool {
+    let conf = root().join("conf");
+    let canon = |p: &Path| fs::canonicalize(p).ok();
+    match (path.parent().and_then(canon), canon(&conf)) {
+        (Some(dir), Some(conf)) => dir == conf,
+        _ => false,
+    }
+}
+
+/// Where the Compose file of a loaded topology goes, and how it refers to
+/// the cluster's state folder.
+pub fn compose_location(path: &Path, loaded: &Loaded) -> (PathBuf, String) {
+    let loc = compose::location(loaded.topology.name(), is_preset(path));
+    let mut file = root();
+    for part in loc.file.split('/') {
+        file.push(part);
+    }
+    (file, loc.state_ref)
 }
 
 /// Writes `contents` to `path` through a temporary file in the same

@@ -1,5 +1,6 @@
-//! `render`: writes the Compose file of each topology into `compose/`, or with
-//! `--check` fails when a committed one is stale.
+//! `render`: writes the Compose file of each topology (a preset's into
+//! `compose/`, any other's into `state/<cluster>/`), or with `--check` fails
+//! when one is stale.
 
 use crate::project;
 use anyhow::{bail, Result};
@@ -7,7 +8,7 @@ use clap::Args;
 use cluster_config::{compose, validate};
 use std::path::PathBuf;
 
-/// Generate the Compose files in compose/ from topologies (all presets by default).
+/// Generate the Compose files from topologies (all presets by default): a preset's into compose/, any other's into state/<cluster>/compose.yml.
 #[derive(Debug, Args)]
 pub struct RenderArgs {
     /// Topology file(s) to render [default: every conf/*.toml]
@@ -41,12 +42,10 @@ pub fn generate(topologies: &[PathBuf]) -> Result<Vec<Generated>> {
             refused.push(format!("{}:\n{report}", loaded.path));
             continue;
         }
-        let name = loaded.topology.name().to_string();
+        let (file, state_ref) = project::compose_location(path, &loaded);
         out.push(Generated {
-            path: project::root()
-                .join(compose::COMPOSE_DIR)
-                .join(format!("{name}.yml")),
-            contents: compose::render(&loaded.topology, &loaded.path),
+            path: file,
+            contents: compose::render(&loaded.topology, &loaded.path, &state_ref),
         });
     }
     if !refused.is_empty() {
@@ -76,12 +75,12 @@ pub fn run(args: &RenderArgs) -> Result<()> {
                 stale.join(", ")
             );
         }
-        println!("render --check: {} file(s) up to date", files.len());
+        say!("render --check: {} file(s) up to date", files.len());
         return Ok(());
     }
     for g in &files {
         let changed = project::write_if_changed(&g.path, &g.contents)?;
-        println!(
+        say!(
             "{} {}",
             if changed { "wrote" } else { "unchanged" },
             project::display(&g.path)
@@ -118,10 +117,13 @@ mod tests {
             check: true,
         })
         .unwrap_err();
+        // Not a preset: its Compose file belongs in its own state folder.
         assert!(
-            err.to_string().contains("compose/render-stale-test.yml"),
+            err.to_string()
+                .contains("state/render-stale-test/compose.yml"),
             "{err}"
         );
+        assert!(!project::root().join("state/render-stale-test").exists());
         assert!(!project::root()
             .join("compose/render-stale-test.yml")
             .exists());

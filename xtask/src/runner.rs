@@ -263,7 +263,7 @@ pub struct DryRun<R: Runner> {
 impl<R: Runner> Runner for DryRun<R> {
     fn run_unchecked(&self, cmd: &Cmd) -> Result<Output> {
         if cmd.mutating {
-            println!("[dry-run] {cmd}");
+            say!("[dry-run] {cmd}");
             return Ok(Output {
                 success: true,
                 ..Output::default()

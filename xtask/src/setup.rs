@@ -4,7 +4,7 @@
 //! re-run after an interruption finishes the job.
 
 use crate::cluster::{poll, Cluster};
-use crate::docker::{image_for, port_in_use};
+use crate::docker::port_in_use;
 use crate::project;
 use crate::runner::{Cmd, Runner};
 use crate::status;
@@ -13,7 +13,7 @@ use clap::Args;
 use cluster_config::compose::{self, STATE_DIR};
 use cluster_config::net::Cidr;
 use cluster_config::render::{self, BACKUP_DIR, PGDATA};
-use cluster_config::{validate, Mode, Storage};
+use cluster_config::{Mode, Storage};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -58,11 +58,8 @@ pub fn run(args: &SetupArgs, mode: Mode, runner: &dyn Runner) -> Result<()> {
     let mut phases = Phases(vec![], started);
     let t = c.topology().clone();
 
-    // Preflight: nothing changes before all of these pass.
-    let report = validate::validate_topology(&c.loaded);
-    if report.has_errors() {
-        bail!("{} is invalid:\n{report}", c.loaded.path);
-    }
+    // Preflight: nothing changes before all of these pass (the topology was
+    // validated by Cluster::open, before Docker was asked anything).
     if t.replication.mode != mode {
         let other = if mode == Mode::Sync {
             "setup-async"
@@ -75,20 +72,14 @@ pub fn run(args: &SetupArgs, mode: Mode, runner: &dyn Runner) -> Result<()> {
             t.replication.mode
         );
     }
-    let image = image_for(&t.cluster.image);
-    if !c.docker.has_image(runner, &image)? {
-        bail!(
-            "image `{image}` is not in the Docker engine and cannot be pulled here. Build the project's own with \
-             `cargo xtask image` and set PGREPL_IMAGE=pgrepl/postgres:15, or `docker pull {image}` where a registry is reachable."
-        );
-    }
+    let image = crate::image::ensure(&c.docker, runner, &t.cluster.image)?;
     for node in &t.nodes {
         let port = *node.port.get_ref();
         if !c.is_running(node.name())? && port_in_use(port) {
             bail!("port {port} on 127.0.0.1, published by node {}, is already in use. Stop what listens there or change the node's `port` in {}.", node.name(), c.loaded.path);
         }
     }
-    println!(
+    say!(
         "{}: {} nodes, image {image}, {}",
         t.name(),
         t.nodes.len(),
@@ -97,16 +88,13 @@ pub fn run(args: &SetupArgs, mode: Mode, runner: &dyn Runner) -> Result<()> {
     phases.done("preflight");
 
     // Files: compose file, state folders, secrets.
-    let compose_file = project::root()
-        .join(compose::COMPOSE_DIR)
-        .join(format!("{}.yml", t.name()));
-    let rendered = compose::render(&t, &c.loaded.path);
+    let rendered = compose::render(&t, &c.loaded.path, &c.state_ref);
     if !runner.dry_run() {
-        project::write_if_changed(&compose_file, &rendered)?;
+        project::write_if_changed(&c.compose_file, &rendered)?;
         for node in &t.nodes {
             for st in [&node.data, &node.backup] {
                 if let Storage::Bind(dir) = st {
-                    create_private_dir(&c.state_dir().join(dir))?;
+                    create_private_dir(&c.bind_path(dir))?;
                 }
             }
             std::fs::create_dir_all(c.state_dir().join("conf").join(node.name()))?;
@@ -116,7 +104,7 @@ pub fn run(args: &SetupArgs, mode: Mode, runner: &dyn Runner) -> Result<()> {
     // Networks and containers, none started yet.
     runner.run(&c.compose().args(["up", "--no-start"]))?;
     let subnet = discover_subnet(&c)?;
-    if let (Some(want), Some(got)) = (t.network.subnet, subnet) {
+    if let (Some(want), Some(got)) = (t.subnet().map(|s| s.cidr()), subnet) {
         if want != got {
             bail!("network of {} has subnet {got}, but the topology says {want}; `cargo xtask down` and re-run", t.name());
         }
@@ -181,7 +169,7 @@ pub fn run(args: &SetupArgs, mode: Mode, runner: &dyn Runner) -> Result<()> {
         let name = node.name();
         if c.is_running(name)? && c.ready(name) && c.sql(name, "SELECT pg_is_in_recovery()")? == "t"
         {
-            println!("{name}: already a running standby");
+            say!("{name}: already a running standby");
             continue;
         }
         clone_standby(&c, name, &primary_name, &secrets.replication)?;
@@ -191,22 +179,22 @@ pub fn run(args: &SetupArgs, mode: Mode, runner: &dyn Runner) -> Result<()> {
     phases.done("standbys");
 
     if runner.dry_run() {
-        println!("dry run: nothing changed");
+        say!("dry run: nothing changed");
         return Ok(());
     }
     verify(&c, &primary_name, timeout)?;
     phases.done("verify");
 
-    println!(
+    say!(
         "\n{} is up and verified ({:.1}s):",
         t.name(),
         started.elapsed().as_secs_f64()
     );
     for (name, d) in &phases.0 {
-        println!("  {name:<10} {:>6.1}s", d.as_secs_f64());
+        say!("  {name:<10} {:>6.1}s", d.as_secs_f64());
     }
     let rows = status::collect(&c)?;
-    println!("\n{}", status::table(&rows));
+    say!("\n{}", status::table(&rows));
     Ok(())
 }
 
@@ -241,7 +229,7 @@ fn discover_subnet(c: &Cluster) -> Result<Option<Cidr>> {
     )?;
     if !out.success {
         if c.runner.dry_run() {
-            return Ok(c.topology().network.subnet);
+            return Ok(c.topology().subnet().map(|s| s.cidr()));
         }
         bail!(
             "network {net} not found after `up --no-start`: {}",
@@ -267,25 +255,35 @@ fn write_node_conf(c: &Cluster, node: &str, subnet: Option<&Cidr>, bootstrap: bo
     }
     let hba = render::pg_hba_conf(t, n, subnet);
     if c.runner.dry_run() {
-        println!(
+        say!(
             "[dry-run] write {STATE_DIR}/{}/conf/{node}/postgresql.conf and pg_hba.conf",
             t.name()
         );
         return Ok(());
     }
     let dir = c.state_dir().join("conf").join(node);
+    let old_conf = std::fs::read_to_string(dir.join("postgresql.conf")).unwrap_or_default();
     let changed = project::write_if_changed(&dir.join("postgresql.conf"), &conf)?
         | project::write_if_changed(&dir.join("pg_hba.conf"), &hba)?;
     if changed && c.is_running(node)? && c.ready(node) {
         c.sql_mut(node, "SELECT pg_reload_conf()")?;
-        let pending = c.sql(
-            node,
-            "SELECT string_agg(name, ', ') FROM pg_settings WHERE pending_restart",
-        )?;
-        if pending.is_empty() {
-            println!("{node}: configuration changed and reloaded");
+        // PostgreSQL's catalogue says which changes a reload cannot apply.
+        let restart: Vec<String> = cluster_config::pgconf::changed_settings(&old_conf, &conf)
+            .into_iter()
+            .filter(|(_, restart)| *restart)
+            .map(|(name, _)| name)
+            .collect();
+        if restart.is_empty() {
+            say!("{node}: configuration changed and reloaded");
         } else {
-            println!("{node}: configuration reloaded; {pending} take effect only after a restart (`docker compose restart {node}`)");
+            say!(
+                "{node}: configuration reloaded; {} take effect only after a restart \
+                 (docker restart $(docker ps -q --filter label={}={} --filter label={}={node}))",
+                restart.join(", "),
+                compose::LABEL_CLUSTER,
+                t.name(),
+                compose::LABEL_NODE
+            );
         }
     }
     Ok(())
@@ -314,7 +312,7 @@ pub fn clone_cmd(
             "5432",
             "-U",
         ])
-        .arg(c.topology().replication.user.get_ref())
+        .arg(c.topology().replication.user.get_ref().as_str())
         .args([
             "-D",
             target,
@@ -413,7 +411,7 @@ fn clone_standby(
             )?
             .success;
         if has_signal {
-            println!("{node}: data folder holds a standby; starting it");
+            say!("{node}: data folder holds a standby; starting it");
             return Ok(());
         }
         bail!(
@@ -425,10 +423,10 @@ fn clone_standby(
     r.run(&one_off(c, node, "touch").arg(&marker))?;
     if in_progress {
         // Left by an interrupted clone: never a working data folder.
-        println!("{node}: clearing an interrupted clone");
+        say!("{node}: clearing an interrupted clone");
         r.run(&one_off(c, node, "find").args([PGDATA, "-mindepth", "1", "-delete"]))?;
     }
-    println!("{node}: pg_basebackup from {primary}");
+    say!("{node}: pg_basebackup from {primary}");
     r.run(&clone_cmd(c, node, primary, PGDATA, password))
         .with_context(|| format!("cloning {node} from {primary}"))?;
     let t = c.topology();
@@ -458,7 +456,7 @@ fn verify(c: &Cluster, primary: &str, timeout: Duration) -> Result<()> {
             primary,
             "ALTER SYSTEM RESET synchronous_standby_names; SELECT pg_reload_conf();",
         )?;
-        println!("{primary}: synchronous_standby_names reset to the configured value");
+        say!("{primary}: synchronous_standby_names reset to the configured value");
     }
     let standbys: Vec<&str> = t
         .nodes
@@ -512,7 +510,7 @@ fn verify(c: &Cluster, primary: &str, timeout: Duration) -> Result<()> {
         cluster_config::Mode::Sync => "a synchronous commit",
         cluster_config::Mode::Async => "a commit",
     };
-    println!(
+    say!(
         "verified: {} standby(s) streaming; {how} on {primary} was read back from each",
         standbys.len()
     );

@@ -325,9 +325,9 @@ pub fn run(args: &StatusArgs, runner: &dyn crate::runner::Runner) -> Result<()> 
     let c = Cluster::open(&args.topology.resolve(), runner)?;
     let rows = collect(&c)?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&rows)?);
+        say!("{}", serde_json::to_string_pretty(&rows)?);
     } else {
-        print!("{}", table(&rows));
+        say_raw!("{}", table(&rows));
     }
     if !healthy(&rows) {
         bail!("cluster {} is not healthy", c.name());

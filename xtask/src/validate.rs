@@ -4,8 +4,9 @@
 use crate::project;
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use cluster_config::net::Cidr;
-use cluster_config::{validate, Report};
+use cluster_config::names::RoleName;
+use cluster_config::net::Subnet;
+use cluster_config::{validate, Location, Report};
 use std::path::PathBuf;
 
 /// Check topologies and existing postgresql.conf / pg_hba.conf files; report every problem.
@@ -30,10 +31,10 @@ pub struct ValidateArgs {
     /// Role the standbys replicate as, for checking pg_hba.conf files
     /// [default: the topology's, else the user in primary_conninfo]
     #[arg(long, value_name = "ROLE")]
-    pub replication_user: Option<String>,
-    /// The cluster network, for checking pg_hba.conf files [default: the topology's]
+    pub replication_user: Option<RoleName>,
+    /// The cluster network (IPv4, network form), for checking pg_hba.conf files [default: the topology's]
     #[arg(long, value_name = "CIDR")]
-    pub subnet: Option<Cidr>,
+    pub subnet: Option<Subnet>,
     /// Accept `trust` beyond local sockets and loopback in --conf files
     #[arg(long)]
     pub allow_trust: bool,
@@ -48,7 +49,20 @@ pub fn run(args: &ValidateArgs) -> Result<()> {
     };
     let mut loaded = Vec::new();
     for path in &topologies {
-        let l = project::load(path)?;
+        let l = match project::load(path) {
+            Ok(l) => l,
+            Err(e) => {
+                // Refused while reading (a bad name, TOML syntax): report it
+                // and go on with the other files.
+                let shown = project::display(path);
+                say!("{shown}:");
+                for line in format!("{e:#}").lines() {
+                    say!("  {line}");
+                }
+                failed.push(shown);
+                continue;
+            }
+        };
         let report = validate::validate_topology(&l);
         print_report(&l.path, &report);
         if report.has_errors() {
@@ -59,17 +73,26 @@ pub fn run(args: &ValidateArgs) -> Result<()> {
     if !args.confs.is_empty() {
         let mut files = Vec::new();
         for path in &args.confs {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("reading {}", path.display()))?;
-            files.push((project::display(path), text));
+            let bytes =
+                std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+            files.push((project::display(path), bytes));
         }
         let topo = loaded.first().map(|l| &l.topology);
         let user = args
             .replication_user
-            .clone()
-            .or_else(|| topo.map(|t| t.replication.user.get_ref().clone()));
-        let subnet = args.subnet.or_else(|| topo.and_then(|t| t.network.subnet));
-        let report = validate::validate_files(&files, user.as_deref(), subnet, args.allow_trust);
+            .as_ref()
+            .map(|u| u.to_string())
+            .or_else(|| topo.map(|t| t.replication.user.get_ref().to_string()));
+        let subnet = args.subnet.or_else(|| topo.and_then(|t| t.subnet()));
+        let mut report = validate::validate_files(
+            &files,
+            user.as_deref(),
+            subnet.map(|s| s.cidr()),
+            args.allow_trust,
+        );
+        if let Some(s) = &args.subnet {
+            validate::warn_subnet(s, Location::file("--subnet"), &mut report);
+        }
         let label = files
             .iter()
             .map(|f| f.0.as_str())
@@ -87,8 +110,8 @@ pub fn run(args: &ValidateArgs) -> Result<()> {
 }
 
 fn print_report(what: &str, report: &Report) {
-    println!("{what}:");
+    say!("{what}:");
     for line in report.to_string().lines() {
-        println!("  {line}");
+        say!("  {line}");
     }
 }

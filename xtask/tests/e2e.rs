@@ -13,6 +13,40 @@ use std::time::{Duration, Instant};
 const IMAGE: &str = "pgrepl/postgres:15";
 static SERIAL: Mutex<()> = Mutex::new(());
 
+/// This run's id: cluster names, ports and scratch folders derive from it,
+/// so two checkouts testing on one Docker engine never touch each other's
+/// clusters.
+fn run_id() -> &'static str {
+    static ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    ID.get_or_init(|| {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as u64;
+        let mixed = (u64::from(std::process::id())).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ nanos;
+        format!("{:06x}", mixed & 0xff_ffff)
+    })
+}
+
+/// This run's name for a test cluster.
+fn cl(short: &str) -> String {
+    format!("e2e{}-{short}", run_id())
+}
+
+/// This run's port for a port of the tests' layout (55432 and up).
+fn port(layout: u16) -> u16 {
+    let id = u32::from_str_radix(run_id(), 16).unwrap();
+    let base = 20000 + (id % 500) as u16 * 80;
+    base + (layout - 55432)
+}
+
+/// This run's scratch folder.
+fn scratch() -> PathBuf {
+    let d = std::env::temp_dir().join(format!("pgrepl-e2e-{}", run_id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
@@ -106,6 +140,7 @@ fn topology(preset: &str, name: &str, port_base: u16, two_nodes: bool) -> PathBu
         &format!("name = \"{name}\""),
         1,
     );
+    let port_base = port(port_base);
     for (i, p) in [5432, 5433, 5434, 5442, 5443].iter().enumerate() {
         text = text.replace(
             &format!("port = {p}\n"),
@@ -121,7 +156,7 @@ fn topology(preset: &str, name: &str, port_base: u16, two_nodes: bool) -> PathBu
             "'FIRST 1 (\"slave1-db\")'",
         );
     }
-    let dir = std::env::temp_dir().join("pgrepl-e2e");
+    let dir = scratch();
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join(format!("{name}.toml"));
     std::fs::write(&path, text).unwrap();
@@ -161,7 +196,6 @@ impl Drop for Teardown {
             // Clean up whatever is left, whatever failed.
             xtask(&["down", "--purge", "-t", &t]);
         }
-        let _ = std::fs::remove_file(root().join("compose").join(format!("{}.yml", self.name)));
         if !std::thread::panicking() {
             assert_eq!(r.code, 0, "down --purge failed:\n{}", r.out);
             for kind in ["ps -a", "network ls", "volume ls"] {
@@ -255,11 +289,11 @@ fn sync_and_async_clusters_basebackup_and_idempotence() {
         return;
     }
     ensure_image();
-    let sync = topology("semi-sync.toml", "e2e-sync", 55432, false);
+    let sync = topology("semi-sync.toml", &cl("sync"), 55432, false);
     let st = sync.to_string_lossy().into_owned();
     let _down_sync = Teardown {
         topology: sync.clone(),
-        name: "e2e-sync".into(),
+        name: cl("sync"),
         user: None,
     };
 
@@ -275,7 +309,7 @@ fn sync_and_async_clusters_basebackup_and_idempotence() {
     }
     // The replication views agree, read directly.
     let repl = sql(
-        "e2e-sync",
+        &cl("sync"),
         "master-db",
         "legendarydb",
         "dbuser",
@@ -286,13 +320,13 @@ fn sync_and_async_clusters_basebackup_and_idempotence() {
         "slave1-db|streaming|sync\nslave2-db|streaming|potential"
     );
 
-    sql("e2e-sync", "master-db", "legendarydb", "dbuser", "CREATE TABLE test_table (id int, name text); INSERT INTO test_table SELECT generate_series(1, 1000), 'test';");
+    sql(&cl("sync"), "master-db", "legendarydb", "dbuser", "CREATE TABLE test_table (id int, name text); INSERT INTO test_table SELECT generate_series(1, 1000), 'test';");
     let out = ok(&["basebackup", "--node", "slave2-db", "-t", &st]);
     assert!(out.contains("slave2-db: data folder replaced"), "{out}");
     assert!(out.contains("caught up"), "{out}");
     assert_eq!(
         sql(
-            "e2e-sync",
+            &cl("sync"),
             "slave2-db",
             "legendarydb",
             "dbuser",
@@ -310,11 +344,11 @@ fn sync_and_async_clusters_basebackup_and_idempotence() {
     assert!(r.out.contains("is the primary"), "{}", r.out);
 
     // The async preset on its own project.
-    let asy = topology("async-slots.toml", "e2e-async", 55452, false);
+    let asy = topology("async-slots.toml", &cl("async"), 55452, false);
     let at = asy.to_string_lossy().into_owned();
     let _down_async = Teardown {
         topology: asy.clone(),
-        name: "e2e-async".into(),
+        name: cl("async"),
         user: None,
     };
     ok(&["setup-async", "-t", &at]);
@@ -343,26 +377,26 @@ fn a_killed_basebackup_is_finished_by_a_rerun() {
         return;
     }
     ensure_image();
-    let topo = topology("semi-sync.toml", "e2e-kill", 55462, true);
+    let topo = topology("semi-sync.toml", &cl("kill"), 55462, true);
     let t = topo.to_string_lossy().into_owned();
     let _down = Teardown {
         topology: topo.clone(),
-        name: "e2e-kill".into(),
+        name: cl("kill"),
         user: None,
     };
     ok(&["setup-sync", "-t", &t]);
     // Enough data that the copy takes a while.
-    sql("e2e-kill", "master-db", "legendarydb", "dbuser",
+    sql(&cl("kill"), "master-db", "legendarydb", "dbuser",
         "CREATE TABLE big AS SELECT g AS id, repeat(md5(g::text), 30) AS pad FROM generate_series(1, 200000) g;");
     let want = sql(
-        "e2e-kill",
+        &cl("kill"),
         "master-db",
         "legendarydb",
         "dbuser",
         "SELECT count(*) FROM big",
     );
 
-    let state = root().join("state/e2e-kill");
+    let state = root().join("state").join(cl("kill"));
     let data = state.join("postgres_data_slave1");
     let staged = state.join("postgres_data_slave1.pgrepl-new");
     let set_aside = state.join("postgres_data_slave1.pgrepl-old");
@@ -407,7 +441,7 @@ fn a_killed_basebackup_is_finished_by_a_rerun() {
         Duration::from_secs(60),
         || {
             sql(
-                "e2e-kill",
+                &cl("kill"),
                 "slave1-db",
                 "legendarydb",
                 "dbuser",
@@ -434,21 +468,21 @@ fn runs_as_a_non_root_user_in_the_docker_group() {
         .success();
     if !exists {
         if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!("CI=true but the test user {user} does not exist (.ci/run creates it)");
+            panic!("CI=true but the test user {user} does not exist (.ci/deps creates it)");
         }
         eprintln!(
-            "SKIPPED runs_as_a_non_root_user_in_the_docker_group: no user {user} (see .ci/run)"
+            "SKIPPED runs_as_a_non_root_user_in_the_docker_group: no user {user} (see .ci/deps)"
         );
         return;
     }
     ensure_image();
-    let topo = topology("semi-sync.toml", "e2e-nonroot", 55472, true);
+    let topo = topology("semi-sync.toml", &cl("nonroot"), 55472, true);
     let t = topo.to_string_lossy().into_owned();
     let uid = duct::cmd!("id", "-u", user).read().unwrap();
     // The user owns the cluster's state folder and may read the topology;
     // the Compose file is rendered by the repository's owner.
     ok(&["render", "-t", &t]);
-    let state = root().join("state/e2e-nonroot");
+    let state = root().join("state").join(cl("nonroot"));
     std::fs::create_dir_all(&state).unwrap();
     duct::cmd!("chown", format!("{user}:{user}"), &state)
         .run()
@@ -459,7 +493,7 @@ fn runs_as_a_non_root_user_in_the_docker_group() {
     duct::cmd!("chmod", "a+r", &topo).run().unwrap();
     let _down = Teardown {
         topology: topo.clone(),
-        name: "e2e-nonroot".into(),
+        name: cl("nonroot"),
         user: Some(user.into()),
     };
 
@@ -488,7 +522,7 @@ fn runs_as_a_non_root_user_in_the_docker_group() {
 
 /// Runs a drill and returns its JSON report.
 fn drill(t: &str, extra: &[&str]) -> Value {
-    let report = std::env::temp_dir().join(format!("pgrepl-e2e/drill-{}.json", std::process::id()));
+    let report = scratch().join("drill.json");
     let _ = std::fs::remove_file(&report);
     let rp = report.to_string_lossy().into_owned();
     let mut args = vec!["failover-drill", "-t", t, "--report", &rp];
@@ -545,11 +579,11 @@ fn failover_drills_lose_no_acknowledged_commit() {
         return;
     }
     ensure_image();
-    let topo = topology("semi-sync.toml", "e2e-drill", 55482, false);
+    let topo = topology("semi-sync.toml", &cl("drill"), 55482, false);
     let t = topo.to_string_lossy().into_owned();
     let _down = Teardown {
         topology: topo.clone(),
-        name: "e2e-drill".into(),
+        name: cl("drill"),
         user: None,
     };
     ok(&["setup-sync", "-t", &t]);
@@ -590,7 +624,7 @@ fn failover_drills_lose_no_acknowledged_commit() {
     for row in &rows {
         let n = row["node"].as_str().unwrap();
         let ro = sql(
-            "e2e-drill",
+            &cl("drill"),
             n,
             "legendarydb",
             "dbuser",
@@ -607,7 +641,7 @@ fn preflight_refuses_before_changing_anything() {
         return;
     }
     ensure_image();
-    let topo = topology("semi-sync.toml", "e2e-preflight", 55492, true);
+    let topo = topology("semi-sync.toml", &cl("preflight"), 55492, true);
     let t = topo.to_string_lossy().into_owned();
     let nothing_created = || {
         let ids = duct::cmd!(
@@ -616,23 +650,23 @@ fn preflight_refuses_before_changing_anything() {
             "-a",
             "-q",
             "--filter",
-            "label=io.pgrepl.cluster=e2e-preflight"
+            format!("label=io.pgrepl.cluster={}", cl("preflight"))
         )
         .read()
         .unwrap();
         assert!(ids.trim().is_empty(), "containers were created");
         assert!(
-            !root().join("state/e2e-preflight").exists(),
+            !root().join("state").join(cl("preflight")).exists(),
             "state was written"
         );
     };
 
     // A published port already taken.
-    let listener = std::net::TcpListener::bind(("127.0.0.1", 55493)).unwrap();
+    let listener = std::net::TcpListener::bind(("127.0.0.1", port(55493))).unwrap();
     let r = xtask(&["setup-sync", "-t", &t]);
     assert_ne!(r.code, 0);
     assert!(
-        r.out.contains("port 55493") && r.out.contains("already in use"),
+        r.out.contains(&format!("port {}", port(55493))) && r.out.contains("already in use"),
         "{}",
         r.out
     );
@@ -654,5 +688,99 @@ fn preflight_refuses_before_changing_anything() {
         "{text}"
     );
     nothing_created();
-    let _ = std::fs::remove_file(root().join("compose/e2e-preflight.yml"));
+}
+
+/// What git sees as untracked in the folders the tool writes to.
+fn untracked() -> String {
+    duct::cmd!(
+        "git",
+        "status",
+        "--porcelain",
+        "--untracked-files=all",
+        "--",
+        "compose",
+        "conf"
+    )
+    .dir(root())
+    .read()
+    .unwrap()
+}
+
+#[test]
+fn lifecycle_of_a_fresh_topology_cannot_wedge() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !docker_or_skip("lifecycle_of_a_fresh_topology_cannot_wedge") {
+        return;
+    }
+    ensure_image();
+    let name = cl("life");
+    let topo = topology("semi-sync.toml", &name, 55502, true);
+    let t = topo.to_string_lossy().into_owned();
+    let _down = Teardown {
+        topology: topo.clone(),
+        name: name.clone(),
+        user: None,
+    };
+    let before = untracked();
+    let state = root().join("state").join(&name);
+    // Never set up: down works from the labels alone and creates nothing.
+    ok(&["down", "--purge", "-t", &t]);
+    assert!(!state.exists(), "down created {}", state.display());
+    // An empty secrets file left by an older tool, no data yet: completed.
+    std::fs::create_dir_all(&state).unwrap();
+    std::fs::write(state.join("secrets.env"), "").unwrap();
+    let out = ok(&["setup-sync", "-t", &t]);
+    assert!(out.contains("verified"), "{out}");
+    // A topology that is not a preset keeps its Compose file in its state folder.
+    assert!(state.join("compose.yml").exists());
+    assert!(!root().join("compose").join(format!("{name}.yml")).exists());
+    let secrets = std::fs::read_to_string(state.join("secrets.env")).unwrap();
+    assert!(
+        secrets.contains("POSTGRES_PASSWORD=") && secrets.contains("PGREPL_REPLICATION_PASSWORD=")
+    );
+    ok(&["down", "--purge", "-t", &t]);
+    ok(&["down", "--purge", "-t", &t]);
+    assert!(!state.exists());
+    let out = ok(&["setup-sync", "-t", &t]);
+    assert!(out.contains("verified"), "{out}");
+    // Data exists now: a partial secrets file is refused with what to do.
+    let full = std::fs::read_to_string(state.join("secrets.env")).unwrap();
+    let partial: String = full
+        .lines()
+        .filter(|l| !l.starts_with("PGREPL_REPLICATION_PASSWORD="))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(state.join("secrets.env"), partial).unwrap();
+    let r = xtask(&["setup-sync", "-t", &t]);
+    assert_ne!(r.code, 0, "{}", r.out);
+    assert!(
+        r.out.contains("PGREPL_REPLICATION_PASSWORD") && r.out.contains("down --purge"),
+        "{}",
+        r.out
+    );
+    std::fs::write(state.join("secrets.env"), full).unwrap();
+    ok(&["down", "--purge", "-t", &t]);
+    assert!(!state.exists());
+    for kind in ["ps -a", "network ls", "volume ls"] {
+        let mut args: Vec<&str> = kind.split(' ').collect();
+        let filter = format!("label=io.pgrepl.cluster={name}");
+        args.extend(["-q", "--filter", &filter]);
+        let left = duct::cmd("docker", &args).read().unwrap();
+        assert!(
+            left.trim().is_empty(),
+            "docker {kind} still lists {name}: {left}"
+        );
+    }
+    assert_eq!(untracked(), before, "the lifecycle left untracked files");
+}
+
+#[test]
+fn settings_catalogue_matches_the_image() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !docker_or_skip("settings_catalogue_matches_the_image") {
+        return;
+    }
+    ensure_image();
+    let out = ok(&["catalogue", "--check"]);
+    assert!(out.contains("up to date"), "{out}");
 }

@@ -12,44 +12,19 @@ pub enum Kind {
     Memory(u64),
     /// Time, the bare number counting units of this many microseconds.
     Time(u64),
-    Enum(&'static [&'static str]),
+    Enum,
     Text,
 }
 
 const KB: u64 = 1024;
 const MB: u64 = 1024 * KB;
 
-/// The settings this project reasons about, with the unit PostgreSQL 15 reads
-/// their bare numbers in (see `pg_settings.unit`).
+/// The kind of a setting, from PostgreSQL's catalogue
+/// ([`crate::settings`]); unknown names read as text.
 pub fn kind_of(name: &str) -> Kind {
-    match name {
-        "hot_standby"
-        | "hot_standby_feedback"
-        | "wal_log_hints"
-        | "data_checksums"
-        | "fsync"
-        | "full_page_writes"
-        | "ssl" => Kind::Bool,
-        "max_connections"
-        | "max_wal_senders"
-        | "max_replication_slots"
-        | "max_worker_processes"
-        | "max_prepared_transactions"
-        | "max_locks_per_transaction"
-        | "port" => Kind::Int,
-        "shared_buffers" | "effective_cache_size" | "wal_buffers" => Kind::Memory(8 * KB),
-        "work_mem" | "maintenance_work_mem" | "temp_buffers" => Kind::Memory(KB),
-        "wal_keep_size" | "max_wal_size" | "min_wal_size" | "max_slot_wal_keep_size" => {
-            Kind::Memory(MB)
-        }
-        "wal_sender_timeout" | "wal_receiver_timeout" | "statement_timeout" => Kind::Time(1000),
-        "checkpoint_timeout" | "wal_receiver_status_interval" => Kind::Time(1_000_000),
-        "wal_level" => Kind::Enum(&["minimal", "replica", "logical", "archive", "hot_standby"]),
-        "synchronous_commit" => Kind::Enum(&["off", "local", "remote_write", "remote_apply", "on"]),
-        "dynamic_shared_memory_type" => Kind::Enum(&["posix", "sysv", "mmap"]),
-        "password_encryption" => Kind::Enum(&["md5", "scram-sha-256"]),
-        _ => Kind::Text,
-    }
+    crate::settings::lookup(name)
+        .map(|s| s.kind())
+        .unwrap_or(Kind::Text)
 }
 
 /// Parses a boolean the way PostgreSQL's `parse_bool` does: `on`, `off`,

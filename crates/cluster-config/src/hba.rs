@@ -156,6 +156,7 @@ fn single<'a>(field: &'a [Token], what: &str) -> Result<&'a Token, String> {
 
 /// Parses the text of a `pg_hba.conf`; lines ending in `\` continue on the next.
 pub fn parse(text: &str) -> HbaFile {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut out = HbaFile::default();
     let mut pending = String::new();
     let mut first_line = 0;
@@ -353,7 +354,7 @@ impl Rule {
         let list = |ts: &[Token]| {
             ts.iter()
                 .map(|t| {
-                    if t.quoted {
+                    if t.quoted || needs_quotes(&t.text) {
                         format!("\"{}\"", t.text.replace('"', "\"\""))
                     } else {
                         t.text.clone()
@@ -375,12 +376,18 @@ impl Rule {
             .as_ref()
             .map(|a| a.to_string())
             .unwrap_or_default();
-        let mut s = format!(
-            "{conn:<8}{:<16}{:<16}{addr:<20}{}",
-            list(&self.databases),
-            list(&self.users),
-            self.method
-        );
+        // Columns are padded for reading, and always separated by a blank
+        // however long a value is.
+        let mut s = String::new();
+        for (text, width) in [
+            (conn.to_string(), 8),
+            (list(&self.databases), 16),
+            (list(&self.users), 16),
+            (addr, 20),
+        ] {
+            s.push_str(&format!("{text:<w$} ", w = width - 1));
+        }
+        s.push_str(&self.method);
         for o in &self.options {
             s.push(' ');
             s.push_str(o);
@@ -394,6 +401,12 @@ impl HbaFile {
     pub fn first_match(&self, a: &Attempt, assume_local_nets: bool) -> Option<&Rule> {
         self.rules.iter().find(|r| r.matches(a, assume_local_nets))
     }
+}
+
+/// Whether a token's text must be quoted to stay one token.
+fn needs_quotes(text: &str) -> bool {
+    text.is_empty()
+        || text.contains(|c: char| c.is_whitespace() || c == ',' || c == '#' || c == '"')
 }
 
 /// Makes a token that is a keyword when it spells one.

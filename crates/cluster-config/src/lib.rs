@@ -7,10 +7,13 @@ pub mod diag;
 pub mod guc;
 pub mod hba;
 pub mod model;
+pub mod names;
 pub mod net;
 pub mod pgconf;
 pub mod render;
+pub mod settings;
 pub mod syncrep;
+pub mod text;
 pub mod validate;
 
 pub use diag::{Diagnostic, Location, Report, Severity};

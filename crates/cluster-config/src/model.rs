@@ -1,7 +1,12 @@
 //! The topology of a replicated cluster, as a TOML file describes it.
 
+use crate::diag::{Diagnostic, Location, Report, Severity};
 use crate::guc::Value;
-use crate::net::Cidr;
+use crate::names::{
+    BindDir, ClusterName, DatabaseName, ImageRef, NetworkName, NodeName, RoleName, SettingName,
+    VolumeName,
+};
+use crate::net::Subnet;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -9,7 +14,7 @@ use toml::Spanned;
 
 /// Per-node or cluster-wide PostgreSQL settings; each value keeps its place
 /// in the file so problems can name the line.
-pub type Settings = BTreeMap<String, Spanned<Value>>;
+pub type Settings = BTreeMap<SettingName, Spanned<Value>>;
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -30,10 +35,10 @@ pub struct Topology {
 #[serde(deny_unknown_fields)]
 pub struct Cluster {
     /// Compose project name; also prefixes networks and volumes.
-    pub name: Spanned<String>,
+    pub name: Spanned<ClusterName>,
     /// Image for every node. `PGREPL_IMAGE` in the environment overrides it.
     #[serde(default = "default_image")]
-    pub image: String,
+    pub image: ImageRef,
     /// Run `initdb --data-checksums` (lets `pg_rewind` work without `wal_log_hints`).
     #[serde(default)]
     pub data_checksums: bool,
@@ -42,8 +47,8 @@ pub struct Cluster {
     pub allow_trust: bool,
 }
 
-pub fn default_image() -> String {
-    "postgres:15".to_string()
+pub fn default_image() -> ImageRef {
+    "postgres:15".parse().expect("a valid image reference")
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -51,10 +56,10 @@ pub fn default_image() -> String {
 pub struct Network {
     /// Compose network key (Compose prefixes it with the project name).
     #[serde(default = "default_network")]
-    pub name: String,
+    pub name: NetworkName,
     /// Fixed subnet; when absent Docker picks one and the tool discovers it.
     #[serde(default)]
-    pub subnet: Option<Cidr>,
+    pub subnet: Option<Spanned<Subnet>>,
 }
 
 impl Default for Network {
@@ -66,8 +71,8 @@ impl Default for Network {
     }
 }
 
-fn default_network() -> String {
-    "pgnet".to_string()
+fn default_network() -> NetworkName {
+    "pgnet".parse().expect("a valid network name")
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
@@ -110,7 +115,7 @@ pub struct Replication {
     #[serde(default)]
     pub slots: bool,
     /// Role the standbys connect as; created with a generated password.
-    pub user: Spanned<String>,
+    pub user: Spanned<RoleName>,
     /// Authentication for every non-local connection [default: scram-sha-256].
     #[serde(default)]
     pub auth: Option<Spanned<AuthMethod>>,
@@ -125,9 +130,9 @@ impl Replication {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Database {
-    pub name: String,
+    pub name: Spanned<DatabaseName>,
     /// Superuser and owner created by the image (`POSTGRES_USER`).
-    pub owner: String,
+    pub owner: Spanned<RoleName>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
@@ -151,9 +156,9 @@ impl fmt::Display for Role {
 #[serde(rename_all = "lowercase", deny_unknown_fields)]
 pub enum Storage {
     /// A folder under the cluster's state directory, bind-mounted.
-    Bind(String),
+    Bind(BindDir),
     /// A named Docker volume (Compose prefixes it with the project name).
-    Volume(String),
+    Volume(VolumeName),
 }
 
 impl Storage {
@@ -169,7 +174,7 @@ impl Storage {
 #[serde(deny_unknown_fields)]
 pub struct Node {
     /// Compose service, container host name and `application_name`.
-    pub name: Spanned<String>,
+    pub name: Spanned<NodeName>,
     /// Role at creation. The live role is read from the servers.
     pub role: Role,
     /// Port published on the host's loopback.
@@ -182,10 +187,12 @@ pub struct Node {
 
 impl Node {
     pub fn name(&self) -> &str {
-        self.name.get_ref()
+        self.name.get_ref().as_str()
     }
 
     /// Physical slot name for this node: slot names allow only `[a-z0-9_]`.
+    /// Node names are `[a-z0-9-]`, so the mapping (`-` to `_`) is one to
+    /// one: two nodes never share a slot.
     pub fn slot_name(&self) -> String {
         slot_name(self.name())
     }
@@ -212,17 +219,44 @@ pub struct Loaded {
 }
 
 impl Loaded {
-    /// Parses a topology file. The error names the file, line and column.
-    pub fn parse(path: &str, text: &str) -> Result<Loaded, String> {
+    /// Parses a topology file's bytes (a UTF-8 BOM and CRLF line ends are
+    /// accepted). The error names the file, line and column, with a rule
+    /// code.
+    pub fn from_bytes(path: &str, bytes: &[u8]) -> Result<Loaded, Report> {
+        let decoded = crate::text::decode(path, bytes).map_err(|d| Report {
+            diagnostics: vec![d],
+        })?;
+        Loaded::parse(path, &decoded.text)
+    }
+
+    /// Parses a topology file's text.
+    pub fn parse(path: &str, text: &str) -> Result<Loaded, Report> {
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         let topology: Topology = toml::from_str(text).map_err(|e| {
-            let at = e
+            let (line, col) = e
                 .span()
-                .map(|s| {
-                    let (l, c) = line_col(text, s.start);
-                    format!(":{l}:{c}")
-                })
-                .unwrap_or_default();
-            format!("{path}{at}: {}", e.message())
+                .map(|s| line_col(text, s.start))
+                .map(|(l, c)| (Some(l), Some(c)))
+                .unwrap_or((None, None));
+            let raw = e.message().trim();
+            let (code, message) = match crate::names::untag(raw, crate::names::PARSE_CODES) {
+                Some((code, m)) => (code, m.to_string()),
+                None => (classify(raw), raw.to_string()),
+            };
+            let message = match col {
+                Some(c) => format!("{message} (column {c})"),
+                None => message,
+            };
+            let mut location = Location::file(path);
+            location.line = line;
+            Report {
+                diagnostics: vec![Diagnostic {
+                    severity: Severity::Error,
+                    code,
+                    location,
+                    message,
+                }],
+            }
         })?;
         Ok(Loaded {
             path: path.to_string(),
@@ -237,6 +271,25 @@ impl Loaded {
     }
 }
 
+/// A rule code for a TOML or schema error that no name type raised.
+fn classify(message: &str) -> &'static str {
+    if message.starts_with("unknown field") {
+        "unknown-key"
+    } else if message.starts_with("missing field") {
+        "missing-key"
+    } else if message.starts_with("invalid type")
+        || message.starts_with("invalid value")
+        || message.starts_with("unknown variant")
+        || message.contains("data did not match any variant")
+    {
+        "value-type"
+    } else if message.starts_with("duplicate key") {
+        "duplicate-key"
+    } else {
+        "toml-syntax"
+    }
+}
+
 fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let before = &text[..offset.min(text.len())];
     let line = before.matches('\n').count() + 1;
@@ -246,7 +299,11 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
 
 impl Topology {
     pub fn name(&self) -> &str {
-        self.cluster.name.get_ref()
+        self.cluster.name.get_ref().as_str()
+    }
+
+    pub fn subnet(&self) -> Option<Subnet> {
+        self.network.subnet.as_ref().map(|s| *s.get_ref())
     }
 
     pub fn node(&self, name: &str) -> Option<&Node> {

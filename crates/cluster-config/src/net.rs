@@ -142,6 +142,92 @@ impl serde::Serialize for Cidr {
     }
 }
 
+/// The cluster network's subnet: IPv4 in network form (`172.21.0.0/16`).
+///
+/// IPv6 is refused: the Compose file would need `enable_ipv6`, subnet
+/// discovery and the replication rule in `pg_hba.conf` an IPv6 block, and
+/// the tool supports neither end to end. A block with host bits set is
+/// refused with its network form, so the address Docker uses and the one in
+/// `pg_hba.conf` cannot differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Subnet(Cidr);
+
+impl Subnet {
+    pub fn cidr(&self) -> Cidr {
+        self.0
+    }
+
+    /// Inside 10/8, 172.16/12, 192.168/16 or 100.64/10 (RFC 1918 and 6598).
+    pub fn is_private(&self) -> bool {
+        let private: [Cidr; 4] = [
+            Cidr::new(IpAddr::from([10, 0, 0, 0]), 8).expect("valid"),
+            Cidr::new(IpAddr::from([172, 16, 0, 0]), 12).expect("valid"),
+            Cidr::new(IpAddr::from([192, 168, 0, 0]), 16).expect("valid"),
+            Cidr::new(IpAddr::from([100, 64, 0, 0]), 10).expect("valid"),
+        ];
+        private.iter().any(|p| p.covers(&self.0))
+    }
+
+    /// Addresses a Docker network of this block can give to containers
+    /// (the network address, the gateway and the broadcast address are not).
+    pub fn usable_hosts(&self) -> u128 {
+        self.0.size().saturating_sub(3)
+    }
+}
+
+impl fmt::Display for Subnet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl FromStr for Subnet {
+    type Err = crate::names::NameError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let e = |code: &'static str, message: String| crate::names::NameError { code, message };
+        let shown = crate::names::shown(s);
+        if !s.contains('/') {
+            return Err(e(
+                "subnet-syntax",
+                format!("subnet `{shown}` needs a prefix length, such as 172.21.0.0/16"),
+            ));
+        }
+        let c: Cidr = s.parse().map_err(|m| e("subnet-syntax", m))?;
+        if c.addr().is_ipv6() {
+            return Err(e(
+                "subnet-ipv6",
+                format!("subnet `{shown}` is IPv6; the tool supports IPv4 cluster networks only (Compose would need enable_ipv6 and the standbys an IPv6 replication rule); use an IPv4 block such as 172.21.0.0/16"),
+            ));
+        }
+        if c.network() != c.addr() {
+            return Err(e(
+                "subnet-host-bits",
+                format!(
+                    "subnet `{shown}` has host bits set; its network is {}/{}",
+                    c.network(),
+                    c.prefix()
+                ),
+            ));
+        }
+        Ok(Subnet(c))
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Subnet {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse()
+            .map_err(|e| serde::de::Error::custom(crate::names::tagged(&e)))
+    }
+}
+
+impl serde::Serialize for Subnet {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -170,6 +256,23 @@ mod tests {
         assert!(
             Cidr::from_mask("10.0.0.0".parse().unwrap(), "255.0.255.0".parse().unwrap()).is_err()
         );
+    }
+
+    #[test]
+    fn subnets() {
+        assert!("172.21.0.0/16".parse::<Subnet>().unwrap().is_private());
+        assert!(!"8.8.0.0/16".parse::<Subnet>().unwrap().is_private());
+        let code = |s: &str| s.parse::<Subnet>().unwrap_err().code;
+        assert_eq!(code("172.21.5.7/16"), "subnet-host-bits");
+        assert!("172.21.5.7/16"
+            .parse::<Subnet>()
+            .unwrap_err()
+            .message
+            .contains("172.21.0.0/16"));
+        assert_eq!(code("fd00::/64"), "subnet-ipv6");
+        assert_eq!(code("172.21.0.0"), "subnet-syntax");
+        assert_eq!(code("nonsense/8"), "subnet-syntax");
+        assert_eq!("10.0.0.0/30".parse::<Subnet>().unwrap().usable_hosts(), 1);
     }
 
     #[test]

@@ -62,6 +62,7 @@ fn is_name_char(c: char) -> bool {
 
 /// Parses the text of a `postgresql.conf`.
 pub fn parse(text: &str) -> ConfFile {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut out = ConfFile::default();
     for (idx, raw) in text.lines().enumerate() {
         let line = idx + 1;
@@ -151,6 +152,27 @@ fn parse_line(raw: &str) -> Result<Option<(String, String)>, String> {
     Ok(Some((name.to_ascii_lowercase(), value)))
 }
 
+/// The settings whose effective value differs between two versions of a
+/// file (set, changed or removed), each with whether PostgreSQL's catalogue
+/// says the change needs a restart (context `postmaster`) rather than a
+/// reload.
+pub fn changed_settings(old: &str, new: &str) -> Vec<(String, bool)> {
+    let (old, new) = (parse(old), parse(new));
+    let mut names: Vec<&str> = old
+        .entries
+        .iter()
+        .chain(new.entries.iter())
+        .map(|e| e.name.as_str())
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    names
+        .into_iter()
+        .filter(|n| old.get(n).map(|e| &e.value) != new.get(n).map(|e| &e.value))
+        .map(|n| (n.to_string(), crate::settings::needs_restart(n)))
+        .collect()
+}
+
 /// Renders settings as `postgresql.conf` lines under a header comment.
 pub fn render<'a>(header: &str, settings: impl IntoIterator<Item = (&'a str, String)>) -> String {
     let mut out = String::new();
@@ -201,6 +223,21 @@ mod tests {
         assert_eq!(f.includes[1].path, "conf.d");
         assert_eq!(f.includes[1].line, 2);
         assert_eq!(f.errors.iter().map(|e| e.0).collect::<Vec<_>>(), [3, 4]);
+    }
+
+    #[test]
+    fn changes_say_restart_or_reload() {
+        let old = "shared_buffers = 128MB\nwork_mem = 4MB\nmax_connections = 100\n";
+        let new = "shared_buffers = 256MB\nwork_mem = 8MB\nmax_connections = 100\nhot_standby_feedback = on\n";
+        assert_eq!(
+            changed_settings(old, new),
+            [
+                ("hot_standby_feedback".to_string(), false),
+                ("shared_buffers".to_string(), true),
+                ("work_mem".to_string(), false),
+            ]
+        );
+        assert!(changed_settings(old, old).is_empty());
     }
 
     #[test]

@@ -7,12 +7,13 @@
 //! runbook's files alike.
 
 use crate::diag::{Location, Report};
-use crate::guc::{self, Kind};
+use crate::guc;
 use crate::hba::{self, Attempt, ConnType, HbaFile};
 use crate::model::{Loaded, Mode, Role, Storage};
-use crate::net::Cidr;
+use crate::net::{Cidr, Subnet};
 use crate::pgconf::ConfFile;
 use crate::render::{self, Origin};
+use crate::settings;
 use crate::syncrep;
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
@@ -123,16 +124,36 @@ pub fn validate_topology(loaded: &Loaded) -> Report {
     report
 }
 
-/// Validates hand-written files. `repl_user` and `subnet` come from the
-/// command line or a topology when the files themselves do not say.
+/// Validates hand-written files, given as their bytes (a UTF-8 BOM and CRLF
+/// line ends are read; text that is not UTF-8 is reported with its line).
+/// `repl_user` and `subnet` come from the command line or a topology when
+/// the files themselves do not say.
 pub fn validate_files(
-    files: &[(String, String)],
+    files: &[(String, Vec<u8>)],
     repl_user: Option<&str>,
     subnet: Option<Cidr>,
     allow_trust: bool,
 ) -> Report {
     let mut report = Report::default();
-    let view = files_view(files, repl_user, subnet, allow_trust);
+    let mut texts = Vec::new();
+    for (path, bytes) in files {
+        match crate::text::decode(path, bytes) {
+            Ok(d) => {
+                if d.had_bom {
+                    report.error(
+                        "bom",
+                        Location::file(path).at(1),
+                        "the file starts with a UTF-8 byte order mark: PostgreSQL reads it as part of the first line and refuses to start (`unrecognized configuration parameter` or `invalid connection type`); save the file as UTF-8 without BOM. The rest of the file was checked as if it were absent",
+                    );
+                }
+                texts.push((path.clone(), d.text));
+            }
+            Err(d) => report.extend(Report {
+                diagnostics: vec![d],
+            }),
+        }
+    }
+    let view = files_view(&texts, repl_user, subnet, allow_trust);
     check_view(&view, &mut report);
     report
 }
@@ -192,7 +213,8 @@ fn topology_view(loaded: &Loaded) -> ClusterView {
             application_name: Some(node.name().to_string()),
         });
     }
-    let rules = render::hba_rules(t, t.network.subnet.as_ref());
+    let subnet = t.subnet().map(|s| s.cidr());
+    let rules = render::hba_rules(t, subnet.as_ref());
     // The rendered rules follow from `user` and `auth`: point at `auth` when set.
     let hba_at = t
         .replication
@@ -211,8 +233,8 @@ fn topology_view(loaded: &Loaded) -> ClusterView {
             },
         )],
         file_notes: vec![],
-        repl_user: Some(t.replication.user.get_ref().clone()),
-        subnet: t.network.subnet,
+        repl_user: Some(t.replication.user.get_ref().to_string()),
+        subnet,
         allow_trust: t.cluster.allow_trust,
         data_checksums: t.cluster.data_checksums,
         slots_in_use: t.replication.slots,
@@ -363,24 +385,28 @@ fn files_view(
 fn check_topology(loaded: &Loaded, r: &mut Report) {
     let t = &loaded.topology;
     let file = &loaded.path;
-    let cname = t.name();
-    if !is_project_name(cname) {
+    if t.replication
+        .user
+        .get_ref()
+        .eq_ignore_ascii_case(t.database.owner.get_ref())
+    {
         r.error(
-            "cluster-name",
-            loc_of(loaded, None, t.cluster.name.span().start),
-            format!("cluster name `{cname}` is not a valid Compose project name (lower-case letters, digits, `-` and `_`, starting with a letter or digit)"),
+            "repl-user-is-owner",
+            loc_of(loaded, None, t.replication.user.span().start),
+            format!(
+                "the replication user `{}` is also the database owner (the superuser): setup would give the superuser the replication password, and standbys would connect as the superuser; name a separate role",
+                t.replication.user.get_ref()
+            ),
         );
     }
+    check_subnet(loaded, r);
     let mut seen: HashMap<&str, usize> = HashMap::new();
     let mut ports: HashMap<u16, &str> = HashMap::new();
-    let mut slots: HashMap<String, &str> = HashMap::new();
     let mut storages: HashMap<&Storage, String> = HashMap::new();
+    let mut binds: Vec<(&str, String, Location)> = Vec::new();
     for node in &t.nodes {
         let name = node.name();
         let at = loc_of(loaded, Some(name), node.name.span().start);
-        if let Err(why) = check_node_name(name) {
-            r.error("node-name", at.clone(), format!("node name `{name}` {why}"));
-        }
         if let Some(prev) = seen.insert(name, loaded.line_of(node.name.span().start)) {
             r.error(
                 "duplicate-node",
@@ -392,28 +418,25 @@ fn check_topology(loaded: &Loaded, r: &mut Report) {
         let port_at = loc_of(loaded, Some(name), node.port.span().start);
         if port == 0 {
             r.error(
-                "duplicate-port",
+                "port-zero",
                 port_at.clone(),
-                "port 0 cannot be published",
+                "port 0 cannot be published; give the node a port from 1024 to 65535",
             );
+        } else if port < 1024 {
+            r.warning(
+                "port-privileged",
+                port_at.clone(),
+                format!("port {port} is below 1024: publishing it needs privileges on many hosts"),
+            );
+        }
+        if port == 0 {
+            // Reported above; 0 is never a clash.
         } else if let Some(other) = ports.insert(port, name) {
             r.error(
                 "duplicate-port",
                 port_at,
                 format!("port {port} is already published by node `{other}`"),
             );
-        }
-        if t.replication.slots {
-            if let Some(other) = slots.insert(node.slot_name(), name) {
-                r.error(
-                    "slot-name-clash",
-                    at.clone(),
-                    format!(
-                        "nodes `{other}` and `{name}` both map to replication slot `{}`",
-                        node.slot_name()
-                    ),
-                );
-            }
         }
         for (what, st) in [("data", &node.data), ("backup", &node.backup)] {
             let here = format!("{what} of node `{name}`");
@@ -425,18 +448,7 @@ fn check_topology(loaded: &Loaded, r: &mut Report) {
                 );
             }
             if let Storage::Bind(p) = st {
-                if p.is_empty()
-                    || p.starts_with('/')
-                    || p.contains('\\')
-                    || p.split('/').any(|c| c == ".." || c == ".")
-                    || p.contains(':')
-                {
-                    r.error(
-                        "storage-shared",
-                        at.clone(),
-                        format!("{what} folder `{p}` must be a plain relative path inside the cluster's state directory"),
-                    );
-                }
+                binds.push((p.as_str(), here, at.clone()));
             }
         }
         for (key, v) in t
@@ -446,6 +458,7 @@ fn check_topology(loaded: &Loaded, r: &mut Report) {
             .chain(node.settings.iter().map(|s| (s, Some(name))))
         {
             let (k, val) = key;
+            let k = k.as_str();
             if let Some((_, why)) = render::MANAGED
                 .iter()
                 .find(|(m, _)| m.eq_ignore_ascii_case(k))
@@ -458,6 +471,24 @@ fn check_topology(loaded: &Loaded, r: &mut Report) {
             }
         }
     }
+    // One folder inside another: deleting or replacing one (basebackup, a
+    // data move) would take the other with it.
+    for (i, (a, what_a, at)) in binds.iter().enumerate() {
+        for (b, what_b, _) in binds.iter().skip(i + 1) {
+            let (outer, inner) = if b.starts_with(&format!("{a}/")) {
+                (a, b)
+            } else if a.starts_with(&format!("{b}/")) {
+                (b, a)
+            } else {
+                continue;
+            };
+            r.error(
+                "storage-nested",
+                at.clone(),
+                format!("folder `{inner}` lies inside folder `{outer}` ({what_a} and {what_b}): replacing one would destroy the other"),
+            );
+        }
+    }
     let primaries: Vec<&str> = t
         .nodes
         .iter()
@@ -465,9 +496,20 @@ fn check_topology(loaded: &Loaded, r: &mut Report) {
         .map(|n| n.name())
         .collect();
     if primaries.len() != 1 {
+        // Point at the second primary, or at the first node when none is.
+        let node = t
+            .nodes
+            .iter()
+            .filter(|n| n.role == Role::Primary)
+            .nth(1)
+            .or(t.nodes.first());
+        let at = match node {
+            Some(n) => loc_of(loaded, Some(n.name()), n.name.span().start),
+            None => Location::file(file).at(1),
+        };
         r.error(
             "primary-count",
-            Location::file(file),
+            at,
             format!(
                 "exactly one node must have role = \"primary\"; found {} ({})",
                 primaries.len(),
@@ -477,9 +519,14 @@ fn check_topology(loaded: &Loaded, r: &mut Report) {
     }
     match (t.replication.mode, &t.replication.synchronous_standby_names) {
         (Mode::Sync, None) => r.error(
-            "sync-mode",
+            "sync-names-empty",
             loc_of(loaded, None, t.replication.user.span().start),
-            "mode = \"sync\" needs synchronous_standby_names, e.g. 'FIRST 1 (\"slave1-db\", \"slave2-db\")'",
+            "mode = \"sync\" needs synchronous_standby_names, e.g. 'FIRST 1 (\"slave1-db\", \"slave2-db\")'; without it every commit is asynchronous",
+        ),
+        (Mode::Sync, Some(s)) if s.get_ref().trim().is_empty() => r.error(
+            "sync-names-empty",
+            loc_of(loaded, None, s.span().start),
+            "mode = \"sync\" but synchronous_standby_names is empty: every commit would be asynchronous; name the standbys, e.g. 'FIRST 1 (\"slave1-db\", \"slave2-db\")'",
         ),
         (Mode::Async, Some(s)) if !s.get_ref().trim().is_empty() => r.error(
             "sync-mode",
@@ -497,28 +544,50 @@ fn check_topology(loaded: &Loaded, r: &mut Report) {
     }
 }
 
-fn is_project_name(s: &str) -> bool {
-    let mut cs = s.chars();
-    matches!(cs.next(), Some(c) if c.is_ascii_lowercase() || c.is_ascii_digit())
-        && cs.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+fn check_subnet(loaded: &Loaded, r: &mut Report) {
+    let t = &loaded.topology;
+    let Some(spanned) = &t.network.subnet else {
+        return;
+    };
+    let subnet = *spanned.get_ref();
+    let at = loc_of(loaded, None, spanned.span().start);
+    // Containers, the gateway, and the one-off containers setup runs.
+    let need = t.nodes.len() as u128 + 2;
+    if subnet.usable_hosts() < need {
+        r.error(
+            "subnet-too-small",
+            at.clone(),
+            format!(
+                "subnet {subnet} has room for {} container address(es); the cluster needs {need} ({} node(s) and its one-off containers)",
+                subnet.usable_hosts(),
+                t.nodes.len()
+            ),
+        );
+    }
+    warn_subnet(&subnet, at, r);
 }
 
-/// A node name serves as Compose service, container host name (a DNS label)
-/// and `application_name` (at most 63 bytes).
-pub fn check_node_name(name: &str) -> Result<(), String> {
-    if name.is_empty() || name.len() > 63 {
-        return Err("must be 1 to 63 characters long".into());
+/// Warnings for a subnet that replication is admitted from.
+pub fn warn_subnet(subnet: &Subnet, at: Location, r: &mut Report) {
+    if subnet.cidr().prefix() < 8 {
+        r.warning(
+            "subnet-wide",
+            at,
+            format!("subnet {subnet} spans a large part of the address space: the replication rule admits every address in it"),
+        );
+    } else if !subnet.is_private() {
+        r.warning(
+            "subnet-public",
+            at,
+            format!("subnet {subnet} is not a private range (10/8, 172.16/12, 192.168/16): Docker would route those addresses to the containers, hiding real hosts"),
+        );
+    } else if subnet.cidr().prefix() == 32 {
+        r.warning(
+            "subnet-single-host",
+            at,
+            format!("subnet {subnet} is a single address: only that host may replicate"),
+        );
     }
-    if !name
-        .chars()
-        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-    {
-        return Err("may contain only lower-case letters, digits and `-` (it is a host name and a Compose service name)".into());
-    }
-    if name.starts_with('-') || name.ends_with('-') {
-        return Err("may not start or end with `-`".into());
-    }
-    Ok(())
 }
 
 fn standby_count(view: &ClusterView) -> usize {
@@ -550,18 +619,42 @@ fn check_view(view: &ClusterView, r: &mut Report) {
 fn check_values(view: &ClusterView, r: &mut Report) {
     for n in &view.nodes {
         for (name, (raw, loc)) in &n.settings {
-            let problem = match guc::kind_of(name) {
-                Kind::Bool => guc::parse_bool(raw)
-                    .is_none()
-                    .then(|| format!("`{raw}` is not a boolean (on/off)")),
-                k @ (Kind::Int | Kind::Memory(_) | Kind::Time(_)) => {
-                    guc::parse_quantity(raw, k).err()
-                }
-                Kind::Enum(allowed) => (!allowed.contains(&raw.to_ascii_lowercase().as_str()))
-                    .then(|| format!("`{raw}` is not one of {}", allowed.join(", "))),
-                Kind::Text => None,
+            if let Some(c) = raw.chars().find(|c| c.is_control()) {
+                r.error(
+                    "setting-control-char",
+                    loc.clone(),
+                    format!(
+                        "{name}: the value holds the control character {}; settings are single-line text",
+                        c.escape_default()
+                    ),
+                );
+                continue;
+            }
+            if name.contains('.') {
+                // An extension's own setting: PostgreSQL accepts any value
+                // until the extension loads.
+                continue;
+            }
+            let Some(setting) = settings::lookup(name) else {
+                let hint = settings::suggest(name)
+                    .map(|s| format!(" (did you mean `{s}`?)"))
+                    .unwrap_or_default();
+                r.error(
+                    "setting-unknown",
+                    loc.clone(),
+                    format!("`{name}` is not a PostgreSQL 15 setting{hint}: the server refuses to start with it in postgresql.conf"),
+                );
+                continue;
             };
-            if let Some(p) = problem {
+            if setting.context == settings::Context::Internal {
+                r.error(
+                    "setting-internal",
+                    loc.clone(),
+                    format!("`{name}` cannot be set: it is fixed when PostgreSQL is built or the data folder initialised"),
+                );
+                continue;
+            }
+            if let Err(p) = setting.check(raw) {
                 r.error("setting-value", loc.clone(), format!("{name}: {p}"));
             }
         }
@@ -777,12 +870,12 @@ fn check_conninfo(view: &ClusterView, r: &mut Report) {
         if let Some(s) = &sync_names {
             match get("application_name") {
                 None => r.error(
-                    "conninfo-appname",
+                    "conninfo-appname-missing",
                     loc.clone(),
                     "primary_conninfo has no application_name: the standby connects as `walreceiver` and never matches synchronous_standby_names, so synchronous commits wait forever",
                 ),
                 Some(app) if !s.matches(app) => r.warning(
-                    "conninfo-appname",
+                    "conninfo-appname-unlisted",
                     loc.clone(),
                     format!("application_name `{app}` is not listed in the primary's synchronous_standby_names: this standby is never synchronous"),
                 ),
@@ -892,7 +985,7 @@ fn check_hba(view: &ClusterView, r: &mut Report) {
         match chosen {
             Some(rule) if rule.method != "reject" => {}
             Some(rule) => r.error(
-                "hba-replication",
+                "hba-replication-rejected",
                 at(rule.line),
                 format!("replication by `{user}`{net} is rejected by this line"),
             ),
@@ -905,9 +998,11 @@ fn check_hba(view: &ClusterView, r: &mut Report) {
                 } else {
                     ""
                 };
+                // Where such a line belongs: after the last rule.
+                let after = hba.rules.last().map(|rl| rl.line).unwrap_or(1);
                 r.error(
                     "hba-replication",
-                    file_loc.clone(),
+                    at(after),
                     format!("no line lets `{user}` connect for replication{net}: standbys and pg_basebackup are refused{hint}"),
                 );
             }

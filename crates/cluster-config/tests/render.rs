@@ -22,7 +22,7 @@ fn postgresql_conf_round_trips_and_quotes_standby_names() {
         assert_eq!(parsed.get("shared_buffers").unwrap().value, "1GB");
         assert!(parsed.get("primary_conninfo").is_none());
         // Rendered files pass the same checks as hand-written ones.
-        let files = vec![("postgresql.conf".to_string(), text)];
+        let files = vec![("postgresql.conf".to_string(), text.into_bytes())];
         let r = validate::validate_files(&files, Some("replicator"), None, false);
         assert!(!r.has_errors(), "{r}");
     }
@@ -32,7 +32,11 @@ fn postgresql_conf_round_trips_and_quotes_standby_names() {
 fn hba_uses_subnet_or_samenet_and_scram() {
     let l = load("conf/semi-sync.toml", &preset_text("semi-sync.toml"));
     let node = &l.topology.nodes[0];
-    let text = render::pg_hba_conf(&l.topology, node, l.topology.network.subnet.as_ref());
+    let text = render::pg_hba_conf(
+        &l.topology,
+        node,
+        l.topology.subnet().map(|s| s.cidr()).as_ref(),
+    );
     let f = hba::parse(&text);
     assert!(f.errors.is_empty(), "{:?}", f.errors);
     let repl = f
@@ -96,7 +100,11 @@ fn standby_settings_name_the_node_and_slot() {
 fn compose_labels_everything_and_holds_no_secret() {
     for (p, volumes) in [("semi-sync.toml", 0), ("async-slots.toml", 4)] {
         let l = load(p, &preset_text(p));
-        let y = compose::render(&l.topology, p);
+        let y = compose::render(
+            &l.topology,
+            p,
+            &compose::location(l.topology.name(), true).state_ref,
+        );
         assert!(
             !y.to_lowercase().contains("password"),
             "{p} mentions a password"

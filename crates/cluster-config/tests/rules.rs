@@ -15,25 +15,32 @@ fn presets_are_clean() {
 
 #[test]
 fn cluster_name() {
-    assert_has(
-        &sync_with("name = \"semi-sync\"", "name = \"Semi Sync\""),
-        "cluster-name",
-        true,
-    );
+    for bad in ["Semi Sync", "..", "a/b", "", "x${HOME}"] {
+        assert_eq!(
+            refused_with(
+                "semi-sync.toml",
+                "name = \"semi-sync\"",
+                &format!("name = \"{bad}\"")
+            ),
+            "cluster-name",
+            "{bad}"
+        );
+    }
 }
 
 #[test]
 fn node_name() {
-    let r = sync_with("name = \"slave2-db\"", "name = \"slave_2\"");
-    assert_has(&r, "node-name", true);
-    assert!(
-        r.to_string().contains("conf/semi-sync.toml") || r.to_string().contains("semi-sync.toml:")
-    );
-    assert_has(
-        &sync_with("name = \"slave2-db\"", "name = \"Slave2\""),
-        "node-name",
-        true,
-    );
+    for bad in ["slave_2", "Slave2", "-s2", "s2\\n"] {
+        assert_eq!(
+            refused_with(
+                "semi-sync.toml",
+                "name = \"slave2-db\"",
+                &format!("name = \"{bad}\"")
+            ),
+            "node-name",
+            "{bad}"
+        );
+    }
 }
 
 #[test]
@@ -75,11 +82,23 @@ fn storage_shared() {
         "data = { bind = \"postgres_data_slave1\" }",
     );
     assert_has(&r, "storage-shared", true);
-    let esc = sync_with(
+    for bad in ["../elsewhere", "${X-..}/${X-..}/etc", "/etc", "conf"] {
+        assert_eq!(
+            refused_with(
+                "semi-sync.toml",
+                "data = { bind = \"postgres_data_slave2\" }",
+                &format!("data = {{ bind = \"{bad}\" }}")
+            ),
+            "bind-path",
+            "{bad}"
+        );
+    }
+    let nested = sync_with(
         "data = { bind = \"postgres_data_slave2\" }",
-        "data = { bind = \"../elsewhere\" }",
+        "data = { bind = \"postgres_data_slave1/inner\" }",
     );
-    assert_has(&esc, "storage-shared", true);
+    assert_has(&nested, "storage-nested", true);
+    assert_lacks(&nested, "storage-shared");
 }
 
 #[test]
@@ -97,26 +116,18 @@ fn sync_mode() {
         "synchronous_standby_names = 'FIRST 1 (\"slave1-db\", \"slave2-db\")'\n",
         "",
     );
-    assert_has(&r, "sync-mode", true);
+    assert_has(&r, "sync-names-empty", true);
+    assert_lacks(&r, "sync-mode");
+    let blank = sync_with(
+        "synchronous_standby_names = 'FIRST 1 (\"slave1-db\", \"slave2-db\")'",
+        "synchronous_standby_names = '   '",
+    );
+    assert_has(&blank, "sync-names-empty", true);
     let r = async_with(
         "mode = \"async\"",
         "mode = \"async\"\nsynchronous_standby_names = 'db-counter-slave'",
     );
     assert_has(&r, "sync-mode", true);
-}
-
-#[test]
-fn slot_name_clash() {
-    // `db_counter_slave` and `db-counter-slave` both map to slot `db_counter_slave`
-    // (the first is also an invalid node name, reported separately).
-    let text = preset_text("async-slots.toml")
-        + "\n[[node]]\nname = \"db_counter_slave\"\nrole = \"standby\"\nport = 5999\ndata = { volume = \"x\" }\nbackup = { volume = \"y\" }\n";
-    let r = cluster_config::validate::validate_topology(&load("a.toml", &text));
-    assert_has(&r, "slot-name-clash", true);
-    assert_lacks(
-        &async_with("slots = true", "slots = true"),
-        "slot-name-clash",
-    );
 }
 
 #[test]
@@ -290,17 +301,18 @@ fn plaintext_password_and_conninfo_appname() {
     let with_pw = "primary_conninfo = 'host=p user=r password=secret application_name=s1'\nwal_log_hints = on\n";
     let r = files(&[("p.conf", primary), ("s1.conf", with_pw)], None, None);
     assert_has(&r, "plaintext-password", true);
-    assert_lacks(&r, "conninfo-appname");
+    assert_lacks(&r, "conninfo-appname-missing");
+    assert_lacks(&r, "conninfo-appname-unlisted");
     // What `pg_basebackup -R` writes: no application_name.
     let r_written =
         "primary_conninfo = 'user=r host=p port=5432 sslmode=prefer'\nwal_log_hints = on\n";
     let r = files(&[("p.conf", primary), ("s1.conf", r_written)], None, None);
-    assert_has(&r, "conninfo-appname", true);
+    assert_has(&r, "conninfo-appname-missing", true);
     assert_lacks(&r, "plaintext-password");
     let other = "primary_conninfo = 'host=p user=r application_name=s2'\n";
     assert_has(
         &files(&[("p.conf", primary), ("s2.conf", other)], None, None),
-        "conninfo-appname",
+        "conninfo-appname-unlisted",
         false,
     );
 }
@@ -394,7 +406,8 @@ fn hba_replication() {
     assert_has(&r, "hba-replication", true);
     // An earlier reject wins.
     let r = files(&[("pg_hba.conf", "host replication r 172.21.0.0/16 reject\nhost replication r 172.21.0.0/16 scram-sha-256\n")], Some("r"), Some("172.21.0.0/16"));
-    assert_has(&r, "hba-replication", true);
+    assert_has(&r, "hba-replication-rejected", true);
+    assert_lacks(&r, "hba-replication");
     let ok = files(
         &[(
             "pg_hba.conf",
@@ -404,6 +417,7 @@ fn hba_replication() {
         Some("172.21.0.0/16"),
     );
     assert_lacks(&ok, "hba-replication");
+    assert_lacks(&ok, "hba-replication-rejected");
 }
 
 #[test]

@@ -7,7 +7,13 @@ use cluster_config::{validate, Report};
 use common::*;
 
 fn runbook(paths: &[&str], user: Option<&str>) -> Report {
-    let files: Vec<(String, String)> = paths.iter().map(|p| fixture(p)).collect();
+    let files: Vec<(String, Vec<u8>)> = paths
+        .iter()
+        .map(|p| {
+            let (path, text) = fixture(p);
+            (path, text.into_bytes())
+        })
+        .collect();
     validate::validate_files(&files, user, None, false)
 }
 
@@ -100,7 +106,10 @@ fn five_mistakes_reported_in_one_run() {
         at("standby-params"),
         "five-mistakes.toml:33 (node slave1-db)"
     );
-    assert_eq!(at("node-name"), "five-mistakes.toml:36 (node slave_2)");
+    assert_eq!(
+        at("storage-shared"),
+        "five-mistakes.toml:36 (node slave2-db)"
+    );
     let mut codes: Vec<_> = r.errors().map(|d| d.code).collect();
     codes.dedup();
     codes.sort();
@@ -109,8 +118,8 @@ fn five_mistakes_reported_in_one_run() {
         codes,
         [
             "duplicate-port",
-            "node-name",
             "standby-params",
+            "storage-shared",
             "sync-names-unknown",
             "trust-remote"
         ],
@@ -121,10 +130,25 @@ fn five_mistakes_reported_in_one_run() {
 #[test]
 fn parse_errors_name_file_and_line() {
     let text = preset_text("semi-sync.toml").replace("port = 5433", "port = 5433\nprot = 1");
-    let err = cluster_config::Loaded::parse("conf/semi-sync.toml", &text).unwrap_err();
-    assert!(err.starts_with("conf/semi-sync.toml:"), "{err}");
+    let err = cluster_config::Loaded::parse("conf/semi-sync.toml", &text)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("error[unknown-key]: conf/semi-sync.toml:"),
+        "{err}"
+    );
     assert!(err.contains("prot"), "{err}");
     let bad_subnet = preset_text("semi-sync.toml").replace("172.21.0.0/16", "172.21.0.0/40");
-    let err = cluster_config::Loaded::parse("x.toml", &bad_subnet).unwrap_err();
-    assert!(err.starts_with("x.toml:"), "{err}");
+    let err = cluster_config::Loaded::parse("x.toml", &bad_subnet)
+        .unwrap_err()
+        .to_string();
+    assert!(err.starts_with("error[subnet-syntax]: x.toml:"), "{err}");
+    // A name is checked while the file is read: the error names its line.
+    let bad_name =
+        preset_text("semi-sync.toml").replace("name = \"slave2-db\"", "name = \"slave_2\"");
+    let err = cluster_config::Loaded::parse("x.toml", &bad_name)
+        .unwrap_err()
+        .to_string();
+    assert!(err.starts_with("error[node-name]: x.toml:"), "{err}");
+    assert!(err.contains("slave_2"), "{err}");
 }

@@ -19,6 +19,22 @@ pub fn sync_with(from: &str, to: &str) -> Report {
     edited("semi-sync.toml", from, to)
 }
 
+/// The rule code with which the edited preset is refused while it is read.
+#[track_caller]
+pub fn refused_with(preset: &str, from: &str, to: &str) -> &'static str {
+    let text = preset_text(preset);
+    assert!(text.contains(from), "preset {preset} has no `{from}`");
+    match Loaded::parse(preset, &text.replacen(from, to, 1)) {
+        Ok(_) => panic!("`{to}` was accepted"),
+        Err(r) => {
+            assert_eq!(r.diagnostics.len(), 1, "{r}");
+            let d = &r.diagnostics[0];
+            assert!(d.location.line.is_some(), "no line in {r}");
+            d.code
+        }
+    }
+}
+
 pub fn async_with(from: &str, to: &str) -> Report {
     edited("async-slots.toml", from, to)
 }
@@ -38,9 +54,9 @@ pub fn fixture(path: &str) -> (String, String) {
 }
 
 pub fn files(items: &[(&str, &str)], user: Option<&str>, subnet: Option<&str>) -> Report {
-    let files: Vec<(String, String)> = items
+    let files: Vec<(String, Vec<u8>)> = items
         .iter()
-        .map(|(p, t)| (p.to_string(), t.to_string()))
+        .map(|(p, t)| (p.to_string(), t.as_bytes().to_vec()))
         .collect();
     validate::validate_files(&files, user, subnet.map(|s| s.parse().unwrap()), false)
 }
