@@ -4,18 +4,14 @@
 //! copy (old data removed only after the new is complete), start, and wait
 //! until it streams and has caught up. A killed run is finished by a re-run.
 
-use crate::cluster::{poll, Cluster};
+use crate::cluster::Cluster;
+use crate::ops::clone::{reclone, system_identifier};
+use crate::ops::live as status;
 use crate::project;
 use crate::runner::Runner;
-use crate::setup::one_off;
-use crate::status;
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use cluster_config::render::{self, BACKUP_DIR};
-use cluster_config::Storage;
-use data_move as datamove;
-use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Re-clone standbys from the live primary through their backup folders, verified and resumable.
 #[derive(Debug, Args)]
@@ -33,81 +29,12 @@ pub struct BasebackupArgs {
     pub timeout: u64,
 }
 
-/// Name of the copy inside a backup folder, and of its label beside it.
-const BASE: &str = "base";
-const LABEL: &str = "base.label";
-
-/// What a verified backup is of; written beside it once it is complete.
-#[derive(Debug, PartialEq, Eq)]
-pub struct Label {
-    pub node: String,
-    pub system_identifier: String,
-}
-
-impl Label {
-    pub fn render(&self) -> String {
-        format!(
-            "node={}\nsystem_identifier={}\nverified=true\n",
-            self.node, self.system_identifier
-        )
-    }
-
-    pub fn parse(text: &str) -> Option<Label> {
-        let get = |k: &str| {
-            text.lines()
-                .find_map(|l| l.strip_prefix(k)?.strip_prefix('='))
-                .map(str::to_string)
-        };
-        (get("verified").as_deref() == Some("true")).then_some(())?;
-        Some(Label {
-            node: get("node")?,
-            system_identifier: get("system_identifier")?,
-        })
-    }
-}
-
-/// The database system identifier of a running node: what a backup must be of.
-pub fn system_identifier(c: &Cluster, node: &str) -> Result<String> {
-    c.sql(node, "SELECT system_identifier FROM pg_control_system()")
-}
-
-/// Re-clones `node` from `primary`, the fallback when a standby cannot
-/// follow the primary or be rewound.
-pub fn reclone_from(c: &Cluster, node: &str, primary: &str, timeout: Duration) -> Result<()> {
-    let sysid = system_identifier(c, primary)?;
-    reclone(c, node, primary, &sysid, timeout)
-}
-
-/// Refuses a backup made for another node, or of another cluster.
-pub fn check_label(label: &Label, node: &str, system_identifier: &str) -> Result<()> {
-    if label.node != node {
-        bail!(
-            "the backup folder of {node} holds a backup labelled for {}: refusing to put one node's backup into another's data folder",
-            label.node
-        );
-    }
-    if label.system_identifier != system_identifier {
-        bail!(
-            "the backup in {node}'s folder is of database system {}, but the primary is {system_identifier}: refusing it",
-            label.system_identifier
-        );
-    }
-    Ok(())
-}
-
 pub fn run(args: &BasebackupArgs, runner: &dyn Runner) -> Result<()> {
     let path = args.topology.resolve();
     let loaded = project::load_valid(&path)?;
     // Named nodes are checked against the topology before Docker is asked.
     for n in &args.nodes {
-        if loaded.topology.node(n).is_none() {
-            let known: Vec<&str> = loaded.topology.nodes.iter().map(|n| n.name()).collect();
-            bail!(
-                "no node `{n}` in {} (its nodes: {})",
-                loaded.path,
-                known.join(", ")
-            );
-        }
+        project::require_node(&loaded, n)?;
     }
     let c = Cluster::connect(&path, loaded, runner)?;
     let primary = status::find_primary(&c)?.context(
@@ -140,181 +67,4 @@ pub fn run(args: &BasebackupArgs, runner: &dyn Runner) -> Result<()> {
         say_raw!("\n{}", status::table(&status::collect(&c)?));
     }
     Ok(())
-}
-
-fn host_dir(c: &Cluster, node: &str, which: &str) -> Result<PathBuf> {
-    let n = c.node(node)?;
-    let st = if which == "data" { &n.data } else { &n.backup };
-    match st {
-        Storage::Bind(dir) => Ok(c.bind_path(dir)),
-        Storage::Volume(v) => bail!(
-            "{node}'s {which} is the named volume `{v}`: basebackup moves data folders on the host and needs bind-mounted folders \
-             (`{which} = {{ bind = \"...\" }}`). A volume-backed standby is cloned by setup-async."
-        ),
-    }
-}
-
-pub fn reclone(
-    c: &Cluster,
-    node: &str,
-    primary: &str,
-    sysid: &str,
-    timeout: Duration,
-) -> Result<()> {
-    let r = c.runner;
-    let data = host_dir(c, node, "data")?;
-    let backup = host_dir(c, node, "backup")?;
-    let (base, label_path) = (backup.join(BASE), backup.join(LABEL));
-    std::fs::read_dir(&data).with_context(|| {
-        format!(
-            "{} cannot be read by this user: its files belong to the container's user. Run as the user who set the cluster up \
-             (the containers run as that user), or as root.",
-            data.display()
-        )
-    })?;
-    let started = Instant::now();
-    let label = std::fs::read_to_string(&label_path)
-        .ok()
-        .and_then(|t| Label::parse(&t));
-    match &label {
-        Some(l) => {
-            check_label(l, node, sysid)?;
-            say!("{node}: a verified backup is already in its backup folder; resuming");
-        }
-        None => {
-            if base.exists() && !r.dry_run() {
-                say!(
-                    "{node}: removing an incomplete backup from {}",
-                    project::display(&base)
-                );
-                datamove::remove_all(&base)?;
-            }
-            crate::setup::own_mounts(c, node)?;
-            let target = format!("{BACKUP_DIR}/{BASE}");
-            say!("{node}: pg_basebackup from {primary} into its backup folder");
-            let password = c.secrets()?.replication;
-            r.run(&crate::setup::clone_cmd(
-                c, node, primary, &target, &password,
-            ))?;
-            r.run(&one_off(c, node, "pg_verifybackup").args(["-q", &target]))
-                .context("pg_verifybackup rejected the backup")?;
-            let settings = render::standby_settings(
-                c.topology(),
-                c.node(node)?,
-                primary,
-                Some(password.expose()),
-            );
-            r.run(
-                &one_off(c, node, "tee")
-                    .args(["-a", &format!("{target}/postgresql.auto.conf")])
-                    .stdin(settings),
-            )?;
-            r.run(&one_off(c, node, "touch").arg(format!("{target}/standby.signal")))?;
-            if !r.dry_run() {
-                let l = Label {
-                    node: node.to_string(),
-                    system_identifier: sysid.to_string(),
-                };
-                crate::cluster::write_private(&label_path, &l.render())?;
-            }
-            say!(
-                "{node}: backup verified ({:.1}s)",
-                started.elapsed().as_secs_f64()
-            );
-        }
-    }
-    r.run(&c.compose().args(["stop", node]))?;
-    if r.dry_run() {
-        say!(
-            "[dry-run] replace {} with {}",
-            project::display(&data),
-            project::display(&base)
-        );
-    } else {
-        let stats = move_with_progress(&base, &data)?;
-        say!(
-            "{node}: data folder replaced: {} files, {:.1} MiB in {:.1}s ({:.0} MiB/s)",
-            stats.files,
-            stats.bytes as f64 / 1048576.0,
-            stats.seconds,
-            stats.bytes as f64 / 1048576.0 / stats.seconds.max(1e-6)
-        );
-        // The backup served its purpose; a stale one must never be reused.
-        std::fs::remove_file(&label_path)?;
-        datamove::remove_all(&base)?;
-    }
-    r.run(&c.compose().args(["up", "-d", "--no-deps", node]))?;
-    if r.dry_run() {
-        return Ok(());
-    }
-    c.wait_ready(node, timeout)?;
-    let target_lsn = c.sql(primary, "SELECT pg_current_wal_lsn()")?;
-    poll(
-        &format!("{node} to stream and replay up to {target_lsn}"),
-        timeout,
-        || {
-            let row = c.sql(
-            primary,
-            &format!(
-                "SELECT state, replay_lsn >= '{target_lsn}'::pg_lsn FROM pg_stat_replication WHERE application_name = {}",
-                crate::cluster::literal(node)
-            ),
-        )?;
-            Ok((row == "streaming|t").then_some(()))
-        },
-    )?;
-    say!(
-        "{node}: streaming from {primary} and caught up ({:.1}s in all)",
-        started.elapsed().as_secs_f64()
-    );
-    Ok(())
-}
-
-/// Runs the data move with a progress bar (bytes and files) on a terminal.
-pub fn move_with_progress(src: &Path, dest: &Path) -> Result<datamove::Stats> {
-    let bar = indicatif::ProgressBar::new(0);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{spinner} {bar:40} {bytes}/{total_bytes} {msg} {bytes_per_sec}",
-        )
-        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-    );
-    let stats = datamove::replace_dir(
-        src,
-        dest,
-        None,
-        &mut |files, total_files, bytes, total_bytes| {
-            bar.set_length(total_bytes);
-            bar.set_position(bytes);
-            bar.set_message(format!("{files}/{total_files} files"));
-        },
-    );
-    bar.finish_and_clear();
-    stats
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn label_round_trips_and_guards_the_wrong_node() {
-        let l = Label {
-            node: "slave2-db".into(),
-            system_identifier: "7312".into(),
-        };
-        let parsed = Label::parse(&l.render()).unwrap();
-        assert_eq!(parsed, l);
-        assert!(check_label(&parsed, "slave2-db", "7312").is_ok());
-        let err = check_label(&parsed, "slave1-db", "7312")
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("labelled for slave2-db"), "{err}");
-        assert!(check_label(&parsed, "slave2-db", "9999").is_err());
-        assert_eq!(
-            Label::parse("node=x\nsystem_identifier=1\n"),
-            None,
-            "unverified labels are not trusted"
-        );
-    }
 }

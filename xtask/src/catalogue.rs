@@ -37,7 +37,7 @@ pub fn path() -> std::path::PathBuf {
 pub fn run(args: &CatalogueArgs, runner: &dyn Runner) -> Result<()> {
     let image = match &args.image {
         Some(i) => i.to_string(),
-        None => image_for(crate::image::DEFAULT_TAG),
+        None => image_for(crate::ops::image::DEFAULT_TAG),
     };
     let docker = Docker::detect(runner)?;
     if !docker.has_image(runner, &image)? {
@@ -49,7 +49,7 @@ pub fn run(args: &CatalogueArgs, runner: &dyn Runner) -> Result<()> {
         &docker
             .cmd()
             .args(["run", "--rm", "-i", "--network", "none", "--label"])
-            .arg(format!("{}=catalogue", crate::image::IMAGE_LABEL))
+            .arg(format!("{}=catalogue", crate::ops::image::IMAGE_LABEL))
             .args(["-u", "postgres", "--entrypoint", "bash", &image, "-s"])
             .stdin(SCRIPT)
             .read_only(),

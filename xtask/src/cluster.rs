@@ -95,6 +95,7 @@ impl<'r> Cluster<'r> {
     ) -> Result<Self> {
         let (compose_file, state_ref) = project::compose_location(topology, &loaded);
         let docker = Docker::detect(runner)?;
+        crate::ops::image::resolve(&docker, runner, &loaded.topology.cluster.image)?;
         Ok(Cluster {
             loaded,
             docker,
@@ -367,6 +368,11 @@ impl<'r> Cluster<'r> {
             .node(name)
             .with_context(|| format!("no node `{name}` in {}", self.loaded.path))
     }
+}
+
+/// Whole milliseconds, for reports.
+pub fn ms(d: Duration) -> u64 {
+    d.as_millis() as u64
 }
 
 /// A SQL string literal.

@@ -11,13 +11,17 @@ mod catalogue;
 mod cluster;
 mod docker;
 mod down;
+mod drill;
 mod failover;
 mod image;
+mod ops;
 mod project;
+mod rejoin;
 mod render;
 mod runner;
 mod setup;
 mod status;
+mod switchover;
 mod validate;
 
 use clap::{Parser, Subcommand};
@@ -49,7 +53,10 @@ pub enum Command {
     /// From nothing to a verified asynchronous cluster with slots (runbook 003).
     SetupAsync(setup::SetupArgs),
     Basebackup(basebackup::BasebackupArgs),
-    FailoverDrill(failover::DrillArgs),
+    Failover(failover::FailoverArgs),
+    Switchover(switchover::SwitchoverArgs),
+    Rejoin(rejoin::RejoinArgs),
+    FailoverDrill(drill::DrillArgs),
     Status(status::StatusArgs),
     Down(down::DownArgs),
 }
@@ -76,8 +83,17 @@ fn main() {
         Command::Basebackup(args) => {
             runner::for_flags(args.dry_run).and_then(|r| basebackup::run(&args, r.as_ref()))
         }
+        Command::Failover(args) => {
+            runner::for_flags(args.dry_run).and_then(|r| failover::run(&args, r.as_ref()))
+        }
+        Command::Switchover(args) => {
+            runner::for_flags(args.dry_run).and_then(|r| switchover::run(&args, r.as_ref()))
+        }
+        Command::Rejoin(args) => {
+            runner::for_flags(args.dry_run).and_then(|r| rejoin::run(&args, r.as_ref()))
+        }
         Command::FailoverDrill(args) => {
-            runner::for_flags(false).and_then(|r| failover::run(&args, r.as_ref()))
+            runner::for_flags(false).and_then(|r| drill::run(&args, r.as_ref()))
         }
         Command::Status(args) => {
             runner::for_flags(false).and_then(|r| status::run(&args, r.as_ref()))

@@ -31,12 +31,14 @@ pub fn presets() -> Result<Vec<PathBuf>> {
 
 /// A path as shown to people: relative to the root when inside it, with `/`.
 pub fn display(path: &Path) -> String {
-    let shown = path.strip_prefix(root()).unwrap_or(path);
-    shown
-        .components()
-        .map(|c| c.as_os_str().to_string_lossy())
-        .collect::<Vec<_>>()
-        .join("/")
+    match path.strip_prefix(root()) {
+        Ok(inside) => inside
+            .components()
+            .map(|c| c.as_os_str().to_string_lossy())
+            .collect::<Vec<_>>()
+            .join("/"),
+        Err(_) => path.display().to_string(),
+    }
 }
 
 /// Reads and parses a topology file; the error names the file, line and
@@ -55,6 +57,19 @@ pub fn load_valid(path: &Path) -> Result<Loaded> {
         bail!("{} is invalid:\n{report}", loaded.path);
     }
     Ok(loaded)
+}
+
+/// Fails unless the topology has this node; the error lists its nodes.
+pub fn require_node(loaded: &Loaded, node: &str) -> Result<()> {
+    if loaded.topology.node(node).is_none() {
+        let known: Vec<&str> = loaded.topology.nodes.iter().map(|n| n.name()).collect();
+        bail!(
+            "no node `{node}` in {} (its nodes: {})",
+            loaded.path,
+            known.join(", ")
+        );
+    }
+    Ok(())
 }
 
 /// Whether a topology file is one of the presets in `conf/`: their Compose

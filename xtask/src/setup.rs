@@ -5,14 +5,16 @@
 
 use crate::cluster::{poll, Cluster};
 use crate::docker::port_in_use;
+use crate::ops::clone::clone_standby;
+use crate::ops::container::{data_initialized, own_mounts};
+use crate::ops::live as status;
 use crate::project;
-use crate::runner::{Cmd, Runner};
-use crate::status;
+use crate::runner::Runner;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use cluster_config::compose::{self, STATE_DIR};
 use cluster_config::net::Cidr;
-use cluster_config::render::{self, BACKUP_DIR, PGDATA};
+use cluster_config::render::{self};
 use cluster_config::{Mode, Storage};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -29,8 +31,6 @@ pub struct SetupArgs {
     #[arg(long, default_value_t = 180)]
     pub timeout: u64,
 }
-
-const CLONE_MARKER: &str = ".pgrepl-clone-in-progress";
 
 struct Phases(Vec<(&'static str, Duration)>, Instant);
 
@@ -72,7 +72,7 @@ pub fn run(args: &SetupArgs, mode: Mode, runner: &dyn Runner) -> Result<()> {
             t.replication.mode
         );
     }
-    let image = crate::image::ensure(&c.docker, runner, &t.cluster.image)?;
+    let image = crate::ops::image::ensure(&c.docker, runner, &t.cluster.image)?;
     for node in &t.nodes {
         let port = *node.port.get_ref();
         if !c.is_running(node.name())? && port_in_use(port) {
@@ -289,158 +289,6 @@ fn write_node_conf(c: &Cluster, node: &str, subnet: Option<&Cidr>, bootstrap: bo
     Ok(())
 }
 
-/// `pg_basebackup` of `primary` into `target` (a container path), run in a
-/// one-off container of `node`'s service, its progress shown live. WAL is
-/// streamed, the checkpoint fast; the password goes in the environment.
-pub fn clone_cmd(
-    c: &Cluster,
-    node: &str,
-    primary: &str,
-    target: &str,
-    password: &crate::runner::Secret,
-) -> Cmd {
-    c.compose()
-        .args(["run", "--rm", "--no-deps", "-T", "-e", "PGPASSWORD", "-u"])
-        .arg(crate::docker::run_as_user().unwrap_or_else(|| "postgres".into()))
-        .args([
-            "--entrypoint",
-            "pg_basebackup",
-            node,
-            "-h",
-            primary,
-            "-p",
-            "5432",
-            "-U",
-        ])
-        .arg(c.topology().replication.user.get_ref().as_str())
-        .args([
-            "-D",
-            target,
-            "-X",
-            "stream",
-            "-c",
-            "fast",
-            "--no-password",
-            "-P",
-        ])
-        .secret_env("PGPASSWORD", password)
-        .streaming()
-}
-
-/// A one-off container of the node's service (its volumes, no ports, no
-/// entrypoint), running as the server's user.
-pub fn one_off(c: &Cluster, node: &str, program: &str) -> Cmd {
-    let user = crate::docker::run_as_user().unwrap_or_else(|| "postgres".into());
-    c.compose().args([
-        "run",
-        "--rm",
-        "--no-deps",
-        "-T",
-        "-u",
-        &user,
-        "--entrypoint",
-        program,
-        node,
-    ])
-}
-
-/// Gives the node's data and backup mounts to the server's user, mode 0700:
-/// bind folders made by a root host user, and fresh named volumes, belong to
-/// root; the server (and the one-off containers) run as `postgres` or as the
-/// invoking user.
-pub fn own_mounts(c: &Cluster, node: &str) -> Result<()> {
-    let (owner, group) = match crate::docker::run_as_user() {
-        Some(ug) => {
-            let (u, g) = ug.split_once(':').unwrap_or((ug.as_str(), ug.as_str()));
-            (u.to_string(), g.to_string())
-        }
-        None => ("postgres".to_string(), "postgres".to_string()),
-    };
-    c.runner.run(
-        &c.compose()
-            .args([
-                "run",
-                "--rm",
-                "--no-deps",
-                "-T",
-                "-u",
-                "0",
-                "--entrypoint",
-                "install",
-                node,
-                "-d",
-                "-m",
-                "0700",
-                "-o",
-            ])
-            .arg(owner)
-            .arg("-g")
-            .arg(group)
-            .args([PGDATA, BACKUP_DIR]),
-    )?;
-    Ok(())
-}
-
-fn data_initialized(c: &Cluster, node: &str) -> Result<bool> {
-    let out = c.runner.run_unchecked(
-        &one_off(c, node, "test")
-            .args(["-s", &format!("{PGDATA}/PG_VERSION")])
-            .read_only(),
-    )?;
-    Ok(out.success)
-}
-
-/// Clones a standby from the primary into its (empty) data folder.
-fn clone_standby(
-    c: &Cluster,
-    node: &str,
-    primary: &str,
-    password: &crate::runner::Secret,
-) -> Result<()> {
-    let r = c.runner;
-    let marker = format!("{BACKUP_DIR}/{CLONE_MARKER}");
-    let in_progress = r
-        .run_unchecked(&one_off(c, node, "test").args(["-e", &marker]).read_only())?
-        .success;
-    if data_initialized(c, node)? && !in_progress {
-        let has_signal = r
-            .run_unchecked(
-                &one_off(c, node, "test")
-                    .args(["-e", &format!("{PGDATA}/standby.signal")])
-                    .read_only(),
-            )?
-            .success;
-        if has_signal {
-            say!("{node}: data folder holds a standby; starting it");
-            return Ok(());
-        }
-        bail!(
-            "{node}: its data folder holds a database that is not a standby; nothing was changed. \
-             Re-clone it with `cargo xtask basebackup --node {node}` (the old data is kept until the new copy is verified)."
-        );
-    }
-    r.run(&c.compose().args(["stop", node]))?;
-    r.run(&one_off(c, node, "touch").arg(&marker))?;
-    if in_progress {
-        // Left by an interrupted clone: never a working data folder.
-        say!("{node}: clearing an interrupted clone");
-        r.run(&one_off(c, node, "find").args([PGDATA, "-mindepth", "1", "-delete"]))?;
-    }
-    say!("{node}: pg_basebackup from {primary}");
-    r.run(&clone_cmd(c, node, primary, PGDATA, password))
-        .with_context(|| format!("cloning {node} from {primary}"))?;
-    let t = c.topology();
-    let settings = render::standby_settings(t, c.node(node)?, primary, Some(password.expose()));
-    r.run(
-        &one_off(c, node, "tee")
-            .args(["-a", &format!("{PGDATA}/postgresql.auto.conf")])
-            .stdin(settings),
-    )?;
-    r.run(&one_off(c, node, "touch").arg(format!("{PGDATA}/standby.signal")))?;
-    r.run(&one_off(c, node, "rm").args(["-f", &marker]))?;
-    Ok(())
-}
-
 /// Every standby streams with the sync state the configuration implies, and
 /// a synchronously committed row is read back from each.
 fn verify(c: &Cluster, primary: &str, timeout: Duration) -> Result<()> {
@@ -452,11 +300,7 @@ fn verify(c: &Cluster, primary: &str, timeout: Duration) -> Result<()> {
         "SELECT count(*) FROM pg_settings WHERE name = 'synchronous_standby_names' AND sourcefile LIKE '%postgresql.auto.conf'",
     )?;
     if overridden != "0" {
-        c.sql_mut(
-            primary,
-            "ALTER SYSTEM RESET synchronous_standby_names; SELECT pg_reload_conf();",
-        )?;
-        say!("{primary}: synchronous_standby_names reset to the configured value");
+        crate::ops::sync::set_sync_names(c, primary, None)?;
     }
     let standbys: Vec<&str> = t
         .nodes
@@ -469,17 +313,12 @@ fn verify(c: &Cluster, primary: &str, timeout: Duration) -> Result<()> {
         "every standby to stream with the expected sync_state",
         timeout,
         || {
-            let rows = c.sql(
-                primary,
-                "SELECT application_name, state, sync_state FROM pg_stat_replication",
-            )?;
+            let rows = status::replication(c, primary)?;
             let ok = standbys.iter().all(|s| {
-                rows.lines().any(|l| {
-                    let f: Vec<&str> = l.split('|').collect();
-                    f.len() == 3
-                        && f[0] == *s
-                        && f[1] == "streaming"
-                        && expected.get(*s).is_none_or(|e| e == f[2])
+                rows.iter().any(|r| {
+                    r.name == *s
+                        && r.state == "streaming"
+                        && expected.get(*s).is_none_or(|e| Some(*e) == r.sync_state)
                 })
             });
             Ok(ok.then_some(()))

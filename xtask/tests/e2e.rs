@@ -36,7 +36,7 @@ fn cl(short: &str) -> String {
 /// This run's port for a port of the tests' layout (55432 and up).
 fn port(layout: u16) -> u16 {
     let id = u32::from_str_radix(run_id(), 16).unwrap();
-    let base = 20000 + (id % 500) as u16 * 80;
+    let base = 20000 + (id % 400) as u16 * 100;
     base + (layout - 55432)
 }
 
@@ -152,7 +152,7 @@ fn topology(preset: &str, name: &str, port_base: u16, two_nodes: bool) -> PathBu
         let cut = text.rfind("[[node]]").unwrap();
         text.truncate(cut);
         text = text.replace(
-            "'FIRST 1 (\"slave1-db\", \"slave2-db\")'",
+            "'FIRST 1 (\"slave1-db\", \"slave2-db\", \"master-db\")'",
             "'FIRST 1 (\"slave1-db\")'",
         );
     }
@@ -573,9 +573,9 @@ fn assert_drill_ok(report: &Value, rounds: usize) {
 }
 
 #[test]
-fn failover_drills_lose_no_acknowledged_commit() {
+fn every_fault_of_the_drill_loses_no_acknowledged_commit() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    if !docker_or_skip("failover_drills_lose_no_acknowledged_commit") {
+    if !docker_or_skip("every_fault_of_the_drill_loses_no_acknowledged_commit") {
         return;
     }
     ensure_image();
@@ -588,35 +588,51 @@ fn failover_drills_lose_no_acknowledged_commit() {
     };
     ok(&["setup-sync", "-t", &t]);
 
-    // The synchronous standby is already down when the primary crashes: the
-    // potential standby must take over, and both failed nodes rejoin.
-    let r = drill(&t, &["--sync-standby-first"]);
-    assert_drill_ok(&r, 1);
-    let round = &r["rounds"][0];
-    assert_eq!(round["failed_primary"], "master-db");
-    assert_eq!(round["also_failed"], "slave1-db");
-    assert_eq!(
-        round["promoted"], "slave2-db",
-        "the potential standby takes over"
+    // One round of each fault, each failing whichever node is primary then.
+    let faults = [
+        "crash",
+        "stop",
+        "sync-standby-first",
+        "partition",
+        "restart-old-primary",
+        "cancel-wait",
+    ];
+    let r = drill(
+        &t,
+        &[
+            "--fault",
+            &faults.join(","),
+            "--rounds",
+            &faults.len().to_string(),
+        ],
     );
-
-    // Three crash rounds, each crashing whichever node is primary then.
-    let r = drill(&t, &["--rounds", "3"]);
-    assert_drill_ok(&r, 3);
-    let failed: Vec<&Value> = r["rounds"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|x| &x["failed_primary"])
-        .collect();
+    assert_drill_ok(&r, faults.len());
+    let rounds = r["rounds"].as_array().unwrap();
+    for (round, fault) in rounds.iter().zip(faults) {
+        assert_eq!(round["fault"], fault, "{round}");
+        assert_eq!(
+            round["writable_nodes"].as_array().unwrap().len(),
+            1,
+            "{fault}: {round}"
+        );
+    }
+    let failed: Vec<&Value> = rounds.iter().map(|x| &x["failed_primary"]).collect();
     assert_ne!(
         failed[0], failed[1],
-        "round 2 crashes the node promoted in round 1"
+        "round 2 fails the node promoted in round 1"
     );
-
-    // A clean stop.
-    let r = drill(&t, &["--kill", "stop"]);
-    assert_drill_ok(&r, 1);
+    // The synchronous standby went first: the potential one took over.
+    let ssf = &rounds[2];
+    assert!(ssf["also_failed"].is_string(), "{ssf}");
+    assert_ne!(ssf["promoted"], ssf["also_failed"]);
+    // Restarted by a "supervisor" right after the promotion: read-only.
+    assert_eq!(rounds[4]["restarted_read_only"], true, "{}", rounds[4]);
+    // Cancelled waits were committed locally but never counted as acknowledged.
+    let cw = &rounds[5];
+    assert!(cw["cancelled_wait"].as_u64().unwrap() >= 5, "{cw}");
+    assert!(
+        cw["cancelled_wait_survived"].as_u64().unwrap() <= cw["cancelled_wait"].as_u64().unwrap()
+    );
 
     // Exactly one node accepts writes; the others refuse them.
     let (code, rows) = status(&t);
@@ -631,6 +647,191 @@ fn failover_drills_lose_no_acknowledged_commit() {
             "SELECT pg_is_in_recovery()",
         );
         assert_eq!(ro == "f", row["role"] == "primary", "{n}: {row}");
+    }
+}
+
+/// The node whose container a test kills, found by label.
+fn docker_kill(cluster: &str, node: &str) {
+    let id = duct::cmd!(
+        "docker",
+        "ps",
+        "-q",
+        "--filter",
+        format!("label=io.pgrepl.cluster={cluster}"),
+        "--filter",
+        format!("label=io.pgrepl.node={node}"),
+        "--filter",
+        "label=com.docker.compose.oneoff=False"
+    )
+    .read()
+    .unwrap();
+    duct::cmd!("docker", "kill", id.trim())
+        .stdout_null()
+        .run()
+        .unwrap();
+}
+
+fn primary_of(t: &str) -> String {
+    let (_, rows) = status(t);
+    rows.iter()
+        .find(|r| r["role"] == "primary")
+        .map(|r| r["node"].as_str().unwrap().to_string())
+        .expect("a primary")
+}
+
+#[track_caller]
+fn refused(args: &[&str], why: &str) {
+    let r = xtask(args);
+    assert_ne!(r.code, 0, "{}", r.out);
+    assert!(r.out.contains(why), "expected `{why}`:\n{}", r.out);
+}
+
+/// failover, switchover and rejoin as a user runs them in an incident, on a
+/// topology of the preset and on one with `ANY 2` over three standbys.
+#[test]
+fn incident_commands_on_first_and_any_quorums() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !docker_or_skip("incident_commands_on_first_and_any_quorums") {
+        return;
+    }
+    ensure_image();
+    for (short, quorum) in [("inc", false), ("any", true)] {
+        let name = cl(short);
+        let topo = topology(
+            "semi-sync.toml",
+            &name,
+            if quorum { 55522 } else { 55512 },
+            false,
+        );
+        if quorum {
+            let text = std::fs::read_to_string(&topo).unwrap().replace(
+                "'FIRST 1 (\"slave1-db\", \"slave2-db\", \"master-db\")'",
+                "'ANY 2 (\"slave1-db\", \"slave2-db\", \"slave3-db\", \"master-db\")'",
+            ) + &format!(
+                "\n[[node]]\nname = \"slave3-db\"\nrole = \"standby\"\nport = {}\ndata = {{ bind = \"postgres_data_slave3\" }}\nbackup = {{ bind = \"postgres_backup_slave3\" }}\n",
+                port(55525)
+            );
+            std::fs::write(&topo, text).unwrap();
+        }
+        let t = topo.to_string_lossy().into_owned();
+        let _down = Teardown {
+            topology: topo.clone(),
+            name: name.clone(),
+            user: None,
+        };
+        ok(&["setup-sync", "-t", &t]);
+        sql(&name, "master-db", "legendarydb", "dbuser",
+            "CREATE TABLE ledger (id int PRIMARY KEY); INSERT INTO ledger SELECT generate_series(1, 1000);");
+
+        // Refusals change nothing.
+        refused(
+            &["switchover", "-t", &t, "--to", "master-db"],
+            "already the primary",
+        );
+        refused(
+            &["switchover", "-t", &t, "--to", "ghost-db"],
+            "no node `ghost-db`",
+        );
+        refused(
+            &["rejoin", "-t", &t, "--node", "master-db"],
+            "is the primary",
+        );
+
+        // A planned switchover loses nothing and says how long writes stopped.
+        let out = ok(&["switchover", "-t", &t, "--to", "slave1-db"]);
+        assert!(
+            out.contains("Write downtime:") && out.contains("nothing can be lost"),
+            "{out}"
+        );
+        assert_eq!(primary_of(&t), "slave1-db");
+        assert_eq!(
+            sql(
+                &name,
+                "slave1-db",
+                "legendarydb",
+                "dbuser",
+                "SELECT count(*) FROM ledger"
+            ),
+            "1000"
+        );
+        let (code, _) = status(&t);
+        assert_eq!(code, 0, "healthy after the switchover");
+
+        // The primary dies: failover promotes a standby that holds everything.
+        docker_kill(&name, "slave1-db");
+        refused(
+            &["failover", "-t", &t, "--to", "slave1-db"],
+            "it is the primary being failed over from",
+        );
+        let out = ok(&["failover", "-t", &t]);
+        assert!(out.contains("holds every acknowledged commit"), "{out}");
+        let new = primary_of(&t);
+        assert_ne!(new, "slave1-db");
+        assert_eq!(
+            sql(
+                &name,
+                &new,
+                "legendarydb",
+                "dbuser",
+                "SELECT count(*) FROM ledger"
+            ),
+            "1000"
+        );
+        sql(
+            &name,
+            &new,
+            "legendarydb",
+            "dbuser",
+            "INSERT INTO ledger VALUES (1001)",
+        );
+        // The fenced old primary comes back as a standby.
+        let out = ok(&["rejoin", "-t", &t, "--node", "slave1-db"]);
+        assert!(out.contains("follows"), "{out}");
+        let (code, rows) = status(&t);
+        assert_eq!(code, 0, "{rows:?}");
+        assert_eq!(rows.iter().filter(|r| r["role"] == "primary").count(), 1);
+
+        // Too many standbys gone with the primary: refused, nothing changed,
+        // unless the user accepts the loss.
+        let standbys: Vec<String> = rows
+            .iter()
+            .filter(|r| r["role"] == "standby")
+            .map(|r| r["node"].as_str().unwrap().to_string())
+            .collect();
+        // FIRST 1: the first listed standby is the synchronous one; ANY 2 of
+        // three: two of them gone leaves one, which may lack a commit.
+        let gone: Vec<&String> = if quorum {
+            standbys.iter().take(2).collect()
+        } else {
+            let order = ["slave1-db", "slave2-db", "master-db"];
+            vec![standbys
+                .iter()
+                .min_by_key(|s| order.iter().position(|o| o == s))
+                .unwrap()]
+        };
+        docker_kill(&name, &new);
+        for g in &gone {
+            docker_kill(&name, g);
+        }
+        refused(&["failover", "-t", &t], "refusing to promote");
+        assert_eq!(
+            status(&t)
+                .1
+                .iter()
+                .filter(|r| r["role"] == "primary")
+                .count(),
+            0,
+            "the refusal promoted nothing"
+        );
+        let last = standbys.iter().find(|s| !gone.contains(s)).unwrap();
+        let out = ok(&["failover", "-t", &t, "--to", last, "--allow-data-loss"]);
+        assert!(out.contains("promoted with --allow-data-loss"), "{out}");
+        for n in gone.iter().map(|s| s.as_str()).chain([new.as_str()]) {
+            ok(&["rejoin", "-t", &t, "--node", n]);
+        }
+        let (code, rows) = status(&t);
+        assert_eq!(code, 0, "{rows:?}");
+        assert_eq!(primary_of(&t), *last);
     }
 }
 

@@ -6,6 +6,7 @@ pub mod compose;
 pub mod diag;
 pub mod guc;
 pub mod hba;
+pub mod live;
 pub mod model;
 pub mod names;
 pub mod net;

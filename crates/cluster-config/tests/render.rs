@@ -15,7 +15,10 @@ fn postgresql_conf_round_trips_and_quotes_standby_names() {
         let ssn = parsed
             .get("synchronous_standby_names")
             .expect("sync names rendered");
-        assert_eq!(ssn.value, "FIRST 1 (\"slave1-db\", \"slave2-db\")");
+        assert_eq!(
+            ssn.value,
+            "FIRST 1 (\"slave1-db\", \"slave2-db\", \"master-db\")"
+        );
         assert!(syncrep::parse(&ssn.value).unwrap().is_some());
         assert_eq!(parsed.get("listen_addresses").unwrap().value, "*");
         assert_eq!(parsed.get("wal_log_hints").unwrap().value, "on");

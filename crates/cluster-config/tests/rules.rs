@@ -113,13 +113,13 @@ fn managed_setting() {
 #[test]
 fn sync_mode() {
     let r = sync_with(
-        "synchronous_standby_names = 'FIRST 1 (\"slave1-db\", \"slave2-db\")'\n",
+        "synchronous_standby_names = 'FIRST 1 (\"slave1-db\", \"slave2-db\", \"master-db\")'\n",
         "",
     );
     assert_has(&r, "sync-names-empty", true);
     assert_lacks(&r, "sync-mode");
     let blank = sync_with(
-        "synchronous_standby_names = 'FIRST 1 (\"slave1-db\", \"slave2-db\")'",
+        "synchronous_standby_names = 'FIRST 1 (\"slave1-db\", \"slave2-db\", \"master-db\")'",
         "synchronous_standby_names = '   '",
     );
     assert_has(&blank, "sync-names-empty", true);
@@ -253,7 +253,7 @@ fn params_unequal() {
 #[test]
 fn sync_names_syntax() {
     let r = sync_with(
-        "'FIRST 1 (\"slave1-db\", \"slave2-db\")'",
+        "'FIRST 1 (\"slave1-db\", \"slave2-db\", \"master-db\")'",
         "'FIRST 1 (slave1-db, slave2-db)'",
     );
     assert_has(&r, "sync-names-syntax", true);
@@ -269,7 +269,7 @@ fn sync_names_syntax() {
 #[test]
 fn sync_names_unknown() {
     assert_has(
-        &sync_with("\"slave2-db\")'", "\"slave3-db\")'"),
+        &sync_with("\"master-db\")'", "\"slave3-db\")'"),
         "sync-names-unknown",
         true,
     );
@@ -281,13 +281,13 @@ fn sync_count() {
     assert_lacks(&sync_with("FIRST 1 (", "ANY 2 ("), "sync-count");
     // Naming the primary does not make it a candidate.
     let r = sync_with(
-        "(\"slave1-db\", \"slave2-db\")",
+        "(\"slave1-db\", \"slave2-db\", \"master-db\")",
         "(\"master-db\", \"slave1-db\")",
     );
     assert_lacks(&r, "sync-count");
     assert_has(
         &sync_with(
-            "FIRST 1 (\"slave1-db\", \"slave2-db\")",
+            "FIRST 1 (\"slave1-db\", \"slave2-db\", \"master-db\")",
             "FIRST 2 (\"master-db\", \"slave1-db\")",
         ),
         "sync-count",

@@ -1,0 +1,555 @@
+//! `failover-drill`: proves a failover loses no acknowledged commit. A
+//! writer commits single-row transactions with `synchronous_commit = on`
+//! over a real connection; a fault hits the primary under that load (see
+//! [`fault::Fault`]); the failover runs the very operations the `failover`
+//! command runs (fence, choose, promote, re-point, narrow, prove); the
+//! writer resumes on the new primary; every acknowledged id must be there,
+//! once; and the failed nodes rejoin as standbys.
+//!
+//! The runbook's drill stopped the primary cleanly (nothing could be lost),
+//! promoted a standby without checking it was the furthest ahead, and named a
+//! dead node in `synchronous_standby_names`, so every later commit hung.
+//!
+//! Split by concern: [`writer`] (the load), [`ledger`] (the accounting,
+//! pure), [`fault`] (the injection), and the round script here.
+
+pub mod fault;
+pub mod ledger;
+pub mod writer;
+
+use crate::cluster::{ms, poll, Cluster, Secrets, INTERRUPTED};
+use crate::ops::container::{self, port_of};
+use crate::ops::failover::{self, Request};
+use crate::ops::live::{self, NodeStatus};
+use crate::ops::standby::{ensure_read_only, rejoin};
+use crate::ops::sync::restore_sync_names;
+use crate::project;
+use crate::runner::Runner;
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use cluster_config::live::{LiveRole, SyncState};
+use fault::Fault;
+use ledger::Ledger;
+use serde::Serialize;
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+use writer::{Outcome, Writer, DRILL_TABLE};
+
+/// Fail the primary under synchronous write load, fail over, rejoin; prove zero loss.
+#[derive(Debug, Args)]
+pub struct DrillArgs {
+    #[command(flatten)]
+    pub topology: project::TopologyArg,
+    /// Faults to inject, comma-separated; rounds cycle through the list
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "crash")]
+    pub fault: Vec<Fault>,
+    /// Rounds to run (at least 1); each fails whichever node is primary then
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub rounds: u32,
+    /// Leave the failed nodes down instead of rejoining them as standbys
+    #[arg(long)]
+    pub no_rejoin: bool,
+    /// Write the JSON report here
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+    /// Seconds of writes before the fault
+    #[arg(long, default_value_t = 3.0)]
+    pub warmup: f64,
+    /// How long to wait for each step, in seconds
+    #[arg(long, default_value_t = 120)]
+    pub timeout: u64,
+}
+
+/// One round, as the JSON report holds it.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct RoundReport {
+    pub round: u32,
+    pub fault: String,
+    pub failed_primary: String,
+    pub also_failed: Option<String>,
+    pub promoted: String,
+    pub promoted_because: String,
+    pub new_timeline: u32,
+    pub acknowledged: usize,
+    pub lost: usize,
+    pub lost_ids: Vec<i64>,
+    pub duplicated_ids: Vec<i64>,
+    pub uncertain: usize,
+    pub uncertain_landed: usize,
+    pub uncertain_not_landed: usize,
+    /// Commits whose synchronous wait was cancelled (not acknowledged).
+    pub cancelled_wait: usize,
+    pub cancelled_wait_survived: usize,
+    /// The old primary, started again by the fault, was read-only.
+    pub restarted_read_only: Option<bool>,
+    pub crash_to_promoted_ms: u64,
+    /// Fault to the first acknowledged write on the new primary.
+    pub rto_ms: u64,
+    pub repoint_ms: u64,
+    /// How long a synchronous commit took once the new primary was
+    /// synchronous again; `None` when no standby was connected yet.
+    pub sync_commit_ms: Option<u64>,
+    pub rejoin_ms: Option<u64>,
+    pub rejoined_by: Option<String>,
+    pub synchronous_standby_names: String,
+    /// Nodes accepting writes at the end of the round.
+    pub writable_nodes: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DrillReport {
+    pub cluster: String,
+    pub faults: Vec<String>,
+    pub rounds: Vec<RoundReport>,
+    pub rto_median_ms: u64,
+    pub rto_worst_ms: u64,
+    pub acknowledged_total: usize,
+    pub lost_total: usize,
+    pub writable_nodes: Vec<String>,
+    pub healthy: bool,
+    pub final_status: Vec<NodeStatus>,
+}
+
+pub fn run(args: &DrillArgs, runner: &dyn Runner) -> Result<()> {
+    if args.no_rejoin && args.rounds > 1 {
+        bail!("--no-rejoin leaves a node down, so a second round would start from an unhealthy cluster: use one round");
+    }
+    if args.fault.is_empty() {
+        bail!("--fault needs at least one fault");
+    }
+    let c = Cluster::open(&args.topology.resolve(), runner)?;
+    let _ = ctrlc::set_handler(|| {
+        eprintln!("\ninterrupt: stopping the writer after the current step");
+        INTERRUPTED.store(true, Ordering::SeqCst);
+    });
+    let secrets = c.secrets()?;
+    let run_id = crate::cluster::generate_password()?[..12].to_string();
+    say!("drill run {run_id} on {}", c.name());
+    let mut rounds = Vec::new();
+    for round in 1..=args.rounds {
+        let fault = args.fault[(round as usize - 1) % args.fault.len()];
+        say!("\n== round {round} of {}: {fault}", args.rounds);
+        let r = match drill_round(&c, &secrets, args, &run_id, round, fault) {
+            Ok(r) => r,
+            Err(e) => {
+                if INTERRUPTED.load(Ordering::SeqCst) {
+                    print_state(&c);
+                }
+                return Err(e.context(format!("round {round} ({fault})")));
+            }
+        };
+        print_round(&r);
+        let failed =
+            !r.lost_ids.is_empty() || !r.duplicated_ids.is_empty() || r.writable_nodes.len() > 1;
+        rounds.push(r);
+        if failed {
+            break;
+        }
+    }
+    let final_status = live::collect(&c)?;
+    let mut rtos: Vec<u64> = rounds.iter().map(|r| r.rto_ms).collect();
+    rtos.sort_unstable();
+    let report = DrillReport {
+        cluster: c.name().to_string(),
+        faults: args.fault.iter().map(|f| f.to_string()).collect(),
+        rto_median_ms: median(&rtos),
+        rto_worst_ms: rtos.last().copied().unwrap_or(0),
+        acknowledged_total: rounds.iter().map(|r| r.acknowledged).sum(),
+        lost_total: rounds.iter().map(|r| r.lost).sum(),
+        writable_nodes: final_status
+            .iter()
+            .filter(|s| s.role == LiveRole::Primary)
+            .map(|s| s.node.clone())
+            .collect(),
+        healthy: live::healthy(&final_status),
+        rounds,
+        final_status,
+    };
+    if let Some(path) = &args.report {
+        std::fs::write(path, serde_json::to_string_pretty(&report)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+        say!("report written to {}", path.display());
+    }
+    say!("\n{}", live::table(&report.final_status));
+    say!(
+        "{} round(s): acknowledged {}, lost {}, RTO median {} ms, worst {} ms (fault to first acknowledged write on the new primary)",
+        report.rounds.len(),
+        report.acknowledged_total,
+        report.lost_total,
+        report.rto_median_ms,
+        report.rto_worst_ms
+    );
+    if let Some(bad) = report
+        .rounds
+        .iter()
+        .find(|r| !r.lost_ids.is_empty() || !r.duplicated_ids.is_empty())
+    {
+        bail!(
+            "round {}: LOST {} acknowledged commit(s): {}; duplicated: {} (every id is in the JSON report)",
+            bad.round,
+            bad.lost,
+            first_ids(&bad.lost_ids),
+            first_ids(&bad.duplicated_ids)
+        );
+    }
+    if let Some(bad) = report.rounds.iter().find(|r| r.writable_nodes.len() > 1) {
+        bail!(
+            "round {}: {} nodes accept writes: {}",
+            bad.round,
+            bad.writable_nodes.len(),
+            bad.writable_nodes.join(", ")
+        );
+    }
+    if !args.no_rejoin && !report.healthy {
+        bail!("the cluster is not healthy after the drill (see the table above)");
+    }
+    Ok(())
+}
+
+fn print_round(r: &RoundReport) {
+    say!(
+        "round {} ({}): {} failed{}, {} promoted (timeline {}): {}.\n  acknowledged {}, lost {}, uncertain {} ({} landed, {} not){}; \
+         fault->promoted {} ms, RTO {} ms, re-point {} ms, {}{}",
+        r.round,
+        r.fault,
+        r.failed_primary,
+        r.also_failed.as_ref().map(|s| format!(" (after {s})")).unwrap_or_default(),
+        r.promoted,
+        r.new_timeline,
+        r.promoted_because,
+        r.acknowledged,
+        r.lost,
+        r.uncertain,
+        r.uncertain_landed,
+        r.uncertain_not_landed,
+        if r.cancelled_wait > 0 {
+            format!(
+                ", cancelled waits {} ({} survived)",
+                r.cancelled_wait, r.cancelled_wait_survived
+            )
+        } else {
+            String::new()
+        },
+        r.crash_to_promoted_ms,
+        r.rto_ms,
+        r.repoint_ms,
+        match r.sync_commit_ms {
+            Some(ms) => format!("synchronous commit {ms} ms"),
+            None => "not synchronous until a standby rejoined".to_string(),
+        },
+        r.rejoin_ms
+            .map(|m| format!(", rejoin {m} ms ({})", r.rejoined_by.clone().unwrap_or_default()))
+            .unwrap_or_default()
+    );
+}
+
+fn sync_states(rows: &[NodeStatus]) -> Vec<(String, SyncState)> {
+    rows.iter()
+        .filter_map(|r| r.sync_state.map(|s| (r.node.clone(), s)))
+        .collect()
+}
+
+fn drill_round(
+    c: &Cluster,
+    secrets: &Secrets,
+    args: &DrillArgs,
+    run_id: &str,
+    round: u32,
+    fault: Fault,
+) -> Result<RoundReport> {
+    let timeout = Duration::from_secs(args.timeout);
+    let mut report = RoundReport {
+        round,
+        fault: fault.to_string(),
+        ..Default::default()
+    };
+
+    // 1. Preflight.
+    let rows = live::collect(c)?;
+    if !live::healthy(&rows) {
+        bail!(
+            "the cluster is not healthy; the drill needs a healthy cluster to prove anything:\n{}",
+            live::table(&rows)
+        );
+    }
+    let old = live::find_primary(c)?.context("no writable primary")?;
+    report.failed_primary = old.clone();
+    let enforced = cluster_config::syncrep::parse(&c.sql(&old, "SHOW synchronous_standby_names")?)
+        .ok()
+        .flatten();
+    c.sql_mut(
+        &old,
+        &format!(
+            "SET synchronous_commit = on; CREATE TABLE IF NOT EXISTS {DRILL_TABLE} (run text NOT NULL, round int NOT NULL, id bigint NOT NULL, at timestamptz NOT NULL);"
+        ),
+    )?;
+
+    // 2. Writer, warm-up. The writer is joined when it goes out of scope,
+    // on every path out of this function.
+    let old_port = port_of(c, &old)?;
+    let writer = Writer::start(
+        c.topology().clone(),
+        secrets.owner.clone(),
+        run_id.to_string(),
+        round as i32,
+        old_port,
+    );
+    let start = Instant::now();
+    poll("the writer's first acknowledged commits", timeout, || {
+        Ok((writer.acknowledged_on(old_port, start) >= 20
+            && start.elapsed().as_secs_f64() >= args.warmup)
+            .then_some(()))
+    })?;
+    check_interrupt(c)?;
+
+    // 3. Fault.
+    let mut down: BTreeSet<String> = BTreeSet::new();
+    let mut states = sync_states(&rows);
+    if fault == Fault::SyncStandbyFirst {
+        let victim = states
+            .iter()
+            .find(|(_, s)| *s == SyncState::Sync)
+            .map(|(n, _)| n.clone())
+            .context("no synchronous standby to fail first")?;
+        if !states
+            .iter()
+            .any(|(_, s)| matches!(s, SyncState::Potential | SyncState::Quorum))
+        {
+            bail!(
+                "the sync-standby-first fault needs a potential standby to take over from {victim}, and {old}'s \
+                 synchronous_standby_names leaves none (see `cargo xtask status`)"
+            );
+        }
+        say!("failing the synchronous standby {victim} first");
+        container::kill(c, &victim)?;
+        down.insert(victim.clone());
+        report.also_failed = Some(victim.clone());
+        // Commits go on once the potential standby has become synchronous.
+        let mark = Instant::now();
+        let took_over = poll(
+            "a potential standby to take over as synchronous",
+            timeout,
+            || {
+                let now = live::replication(c, &old)?;
+                Ok((now.iter().any(|r| r.sync_state == Some(SyncState::Sync))
+                    && writer.acknowledged_on(old_port, mark) >= 20)
+                    .then_some(now))
+            },
+        );
+        match took_over {
+            Ok(now) => {
+                states = now
+                    .into_iter()
+                    .filter_map(|r| r.sync_state.map(|s| (r.name, s)))
+                    .collect();
+            }
+            Err(e) => {
+                say!("restarting {victim}");
+                container::start(c, &victim)?;
+                return Err(e);
+            }
+        }
+    }
+    let mut cancel_mark = None;
+    if fault == Fault::CancelWait {
+        say!("pausing the standbys and cancelling the writer's synchronous waits on {old}");
+        fault::pause_others(c, &old, true)?;
+        let mark = Instant::now();
+        cancel_mark = Some(mark);
+        let cancelled = fault::cancel_sync_waits(c, &old, timeout, || {
+            writer.count(Outcome::CancelledWait, mark) >= 5
+        });
+        if let Err(e) = cancelled {
+            fault::pause_others(c, &old, false)?;
+            return Err(e);
+        }
+    }
+    say!("failing the primary {old} ({fault}) under write load");
+    let crashed_at = Instant::now();
+    match fault {
+        Fault::Stop => container::stop(c, &old)?,
+        Fault::Partition => container::disconnect(c, &old)?,
+        _ => container::kill(c, &old)?,
+    }
+    writer.point_at(None);
+    if fault == Fault::CancelWait {
+        fault::pause_others(c, &old, false)?;
+    }
+    down.insert(old.clone());
+    let _ = cancel_mark;
+
+    // 4. Fail over with the operations the `failover` command runs.
+    let done = failover::run(
+        c,
+        secrets,
+        &Request {
+            fence: vec![old.clone()],
+            down: down.clone(),
+            states: Some(states),
+            enforced,
+            to: None,
+            allow_data_loss: false,
+            timeout,
+        },
+    );
+    let done = match done {
+        Ok(d) => d,
+        Err(e) => {
+            if fault == Fault::Partition {
+                let _ = container::reconnect(c, &old);
+            }
+            print_state(c);
+            return Err(e);
+        }
+    };
+    let new = done.choice.node.clone();
+    report.promoted = new.clone();
+    report.promoted_because = done.choice.why.clone();
+    report.new_timeline = done.timeline;
+    report.crash_to_promoted_ms = ms(done.promoted_at - crashed_at);
+    report.repoint_ms = ms(done.repoint);
+    report.sync_commit_ms = done.sync_commit_ms;
+    report.synchronous_standby_names = done.sync_names.clone();
+    check_interrupt(c)?;
+
+    // 5. What a supervisor or the network does next.
+    match fault {
+        Fault::Partition => {
+            say!("{old}: back on the network (it was fenced)");
+            container::reconnect(c, &old)?;
+        }
+        Fault::RestartOldPrimary => {
+            say!("{old}: started again, as a supervisor would");
+            let id = c
+                .container(&old)?
+                .context("the old primary has no container")?;
+            c.runner.run(&c.docker.cmd().args(["start", &id]))?;
+            c.wait_ready(&old, timeout)?;
+            let in_recovery = c.sql(&old, "SELECT pg_is_in_recovery()")? == "t";
+            let read_only = in_recovery && ensure_read_only(c, &old).is_ok();
+            report.restarted_read_only = Some(read_only);
+            if !read_only {
+                bail!("{old} came back writable after the failover to {new}");
+            }
+            say!("{old}: it came back read-only (standby.signal from the fence)");
+        }
+        _ => {}
+    }
+
+    // 6. The writer resumes on the new primary.
+    let new_port = port_of(c, &new)?;
+    writer.point_at(Some(new_port));
+    let resumed = Instant::now();
+    poll("acknowledged writes on the new primary", timeout, || {
+        Ok((writer.acknowledged_on(new_port, resumed) >= 20).then_some(()))
+    })?;
+    let events = writer.finish();
+    let first_new = events
+        .iter()
+        .filter(|e| e.outcome == Outcome::Acknowledged && e.port == new_port && e.at > crashed_at)
+        .map(|e| e.at)
+        .min()
+        .context("no acknowledged write on the new primary")?;
+    report.rto_ms = ms(first_new - crashed_at);
+
+    // 7. The accounts.
+    let present = ledger::present_ids(c, &new, run_id, round)?;
+    let l = Ledger::account(&events, &present);
+    report.acknowledged = l.acknowledged;
+    report.lost = l.lost_ids.len();
+    report.lost_ids = l.lost_ids;
+    report.duplicated_ids = l.duplicated_ids;
+    report.uncertain = l.uncertain;
+    report.uncertain_landed = l.uncertain_landed;
+    report.uncertain_not_landed = l.uncertain - l.uncertain_landed;
+    report.cancelled_wait = l.cancelled_wait;
+    report.cancelled_wait_survived = l.cancelled_wait_survived;
+
+    // 8. Rejoin.
+    if !args.no_rejoin {
+        let rejoin_start = Instant::now();
+        let mut how = Vec::new();
+        for node in &down {
+            how.push(format!(
+                "{node}: {}",
+                rejoin(c, node, &new, secrets, timeout)
+                    .with_context(|| format!("rejoining {node}"))?
+            ));
+        }
+        report.rejoin_ms = Some(ms(rejoin_start.elapsed()));
+        report.rejoined_by = Some(how.join(", "));
+        restore_sync_names(c, &new)?;
+        let t = c.topology();
+        let expected = live::expected_sync_states(t, &new);
+        poll(
+            "every standby to stream with its configured sync_state",
+            timeout,
+            || {
+                let rows = live::collect(c)?;
+                Ok(rows
+                    .iter()
+                    .all(|r| {
+                        r.problems.is_empty()
+                            && (r.role == LiveRole::Primary
+                                || r.sync_state == expected.get(&r.node).copied())
+                    })
+                    .then_some(()))
+            },
+        )?;
+    }
+    report.writable_nodes = live::collect(c)?
+        .iter()
+        .filter(|r| r.role == LiveRole::Primary)
+        .map(|r| r.node.clone())
+        .collect();
+    Ok(report)
+}
+
+fn first_ids(ids: &[i64]) -> String {
+    let shown: Vec<String> = ids.iter().take(20).map(|i| i.to_string()).collect();
+    match ids.len() {
+        0 => "none".into(),
+        n if n > 20 => format!("{} and {} more", shown.join(", "), n - 20),
+        _ => shown.join(", "),
+    }
+}
+fn median(sorted: &[u64]) -> u64 {
+    match sorted.len() {
+        0 => 0,
+        n if n % 2 == 1 => sorted[n / 2],
+        n => (sorted[n / 2 - 1] + sorted[n / 2]) / 2,
+    }
+}
+fn check_interrupt(c: &Cluster) -> Result<()> {
+    if INTERRUPTED.load(Ordering::SeqCst) {
+        print_state(c);
+        bail!("interrupted: the writer is stopped and the cluster is as shown above");
+    }
+    Ok(())
+}
+fn print_state(c: &Cluster) {
+    match live::collect(c) {
+        Ok(rows) => eprintln!("\n{}", live::table(&rows)),
+        Err(e) => eprintln!("(could not read the cluster's state: {e:#})"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn median_of_sorted_figures() {
+        assert_eq!(median(&[1, 2, 9]), 2);
+        assert_eq!(median(&[1, 3]), 2);
+        assert_eq!(median(&[]), 0);
+    }
+
+    #[test]
+    fn faults_have_their_command_line_names() {
+        assert_eq!(Fault::SyncStandbyFirst.to_string(), "sync-standby-first");
+        assert_eq!(Fault::CancelWait.to_string(), "cancel-wait");
+    }
+}

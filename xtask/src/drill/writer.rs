@@ -1,0 +1,148 @@
+//! The drill's writer: single-row transactions with `synchronous_commit =
+//! on` over one real connection at a time, each attempt recorded with its
+//! outcome. The thread is stopped and joined whenever the writer is
+//! dropped, on every exit path of a round.
+
+use crate::ops::client::connect;
+use crate::runner::Secret;
+use cluster_config::Topology;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// Table the drill writes to: `run` tells one invocation's rows from another's.
+pub const DRILL_TABLE: &str = "pgrepl_drill_writes";
+
+/// What one write attempt ended as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// COMMIT returned success with no warning.
+    Acknowledged,
+    /// COMMIT errored or the connection broke: it may or may not have
+    /// landed.
+    Uncertain,
+    /// COMMIT returned success with PostgreSQL's warning that the wait for
+    /// synchronous replication was cancelled: committed locally only, never
+    /// acknowledged by a standby.
+    CancelledWait,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Event {
+    pub id: i64,
+    pub outcome: Outcome,
+    pub at: Instant,
+    pub port: u16,
+}
+
+pub struct Writer {
+    target: Arc<Mutex<Option<u16>>>,
+    stop: Arc<AtomicBool>,
+    events: Arc<Mutex<Vec<Event>>>,
+    handle: Option<JoinHandle<()>>,
+}
+
+impl Writer {
+    pub fn start(t: Topology, password: Secret, run: String, round: i32, port: u16) -> Writer {
+        let target = Arc::new(Mutex::new(Some(port)));
+        let stop = Arc::new(AtomicBool::new(false));
+        let events = Arc::new(Mutex::new(Vec::new()));
+        let (tg, st, ev) = (target.clone(), stop.clone(), events.clone());
+        let handle = std::thread::spawn(move || {
+            let mut next_id = i64::from(round) * 10_000_000;
+            let mut conn: Option<(u16, postgres::Client)> = None;
+            let warned = Arc::new(AtomicBool::new(false));
+            while !st.load(Ordering::SeqCst) {
+                let Some(port) = *tg.lock().unwrap_or_else(|e| e.into_inner()) else {
+                    conn = None;
+                    std::thread::sleep(Duration::from_millis(10));
+                    continue;
+                };
+                if conn.as_ref().map(|c| c.0) != Some(port) {
+                    match connect(&t, port, &password, warned.clone()) {
+                        Ok(c) => conn = Some((port, c)),
+                        Err(_) => {
+                            conn = None;
+                            std::thread::sleep(Duration::from_millis(20));
+                            continue;
+                        }
+                    }
+                }
+                let Some((_, client)) = conn.as_mut() else {
+                    continue;
+                };
+                next_id += 1;
+                warned.store(false, Ordering::SeqCst);
+                let result = client.execute(
+                    "INSERT INTO pgrepl_drill_writes (run, round, id, at) VALUES ($1, $2, $3, clock_timestamp())",
+                    &[&run, &round, &next_id],
+                );
+                let outcome = match result {
+                    Ok(1) if warned.load(Ordering::SeqCst) => Outcome::CancelledWait,
+                    Ok(1) => Outcome::Acknowledged,
+                    _ => Outcome::Uncertain,
+                };
+                if result.is_err() {
+                    conn = None;
+                }
+                ev.lock().unwrap_or_else(|e| e.into_inner()).push(Event {
+                    id: next_id,
+                    outcome,
+                    at: Instant::now(),
+                    port,
+                });
+            }
+        });
+        Writer {
+            target,
+            stop,
+            events,
+            handle: Some(handle),
+        }
+    }
+
+    /// Where the writer connects; `None` pauses it.
+    pub fn point_at(&self, port: Option<u16>) {
+        *self.target.lock().unwrap_or_else(|e| e.into_inner()) = port;
+    }
+
+    pub fn acknowledged_on(&self, port: u16, after: Instant) -> usize {
+        self.events
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .filter(|e| e.outcome == Outcome::Acknowledged && e.port == port && e.at > after)
+            .count()
+    }
+
+    /// Attempts with this outcome since `after`.
+    pub fn count(&self, outcome: Outcome, after: Instant) -> usize {
+        self.events
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .filter(|e| e.outcome == outcome && e.at > after)
+            .count()
+    }
+
+    /// Stops the writer, joins its thread, and returns every attempt.
+    pub fn finish(mut self) -> Vec<Event> {
+        self.join();
+        std::mem::take(&mut *self.events.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    fn join(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(h) = self.handle.take() {
+            // A statement in flight ends within the connection's timeouts.
+            let _ = h.join();
+        }
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        self.join();
+    }
+}

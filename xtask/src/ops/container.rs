@@ -1,0 +1,197 @@
+//! Containers of a cluster's nodes: one-off containers of a node's service
+//! (its volumes, no ports), ownership of its mounts, what its data folder
+//! holds, and starting, stopping, killing and fencing a node.
+
+use crate::cluster::Cluster;
+use crate::runner::Cmd;
+use anyhow::{bail, Context, Result};
+use cluster_config::render::{BACKUP_DIR, PGDATA};
+use cluster_config::Storage;
+
+/// A one-off container of the node's service (its volumes, no ports, no
+/// entrypoint), running as the server's user.
+pub fn one_off(c: &Cluster, node: &str, program: &str) -> Cmd {
+    let user = crate::docker::run_as_user().unwrap_or_else(|| "postgres".into());
+    c.compose().args([
+        "run",
+        "--rm",
+        "--no-deps",
+        "-T",
+        "-u",
+        &user,
+        "--entrypoint",
+        program,
+        node,
+    ])
+}
+
+/// Gives the node's data and backup mounts to the server's user, mode 0700:
+/// bind folders made by a root host user, and fresh named volumes, belong to
+/// root; the server (and the one-off containers) run as `postgres` or as the
+/// invoking user.
+pub fn own_mounts(c: &Cluster, node: &str) -> Result<()> {
+    let (owner, group) = match crate::docker::run_as_user() {
+        Some(ug) => {
+            let (u, g) = ug.split_once(':').unwrap_or((ug.as_str(), ug.as_str()));
+            (u.to_string(), g.to_string())
+        }
+        None => ("postgres".to_string(), "postgres".to_string()),
+    };
+    c.runner.run(
+        &c.compose()
+            .args([
+                "run",
+                "--rm",
+                "--no-deps",
+                "-T",
+                "-u",
+                "0",
+                "--entrypoint",
+                "install",
+                node,
+                "-d",
+                "-m",
+                "0700",
+                "-o",
+            ])
+            .arg(owner)
+            .arg("-g")
+            .arg(group)
+            .args([PGDATA, BACKUP_DIR]),
+    )?;
+    Ok(())
+}
+
+pub fn data_initialized(c: &Cluster, node: &str) -> Result<bool> {
+    let out = c.runner.run_unchecked(
+        &one_off(c, node, "test")
+            .args(["-s", &format!("{PGDATA}/PG_VERSION")])
+            .read_only(),
+    )?;
+    Ok(out.success)
+}
+
+pub fn port_of(c: &Cluster, node: &str) -> Result<u16> {
+    Ok(*c.node(node)?.port.get_ref())
+}
+
+/// Starts a node's container (created by setup).
+pub fn start(c: &Cluster, node: &str) -> Result<()> {
+    c.runner
+        .run(&c.compose().args(["up", "-d", "--no-deps", node]))?;
+    Ok(())
+}
+
+/// A clean stop: the server's fast shutdown (SIGINT), which sends all of a
+/// primary's WAL to its connected standbys before it exits.
+pub fn stop(c: &Cluster, node: &str) -> Result<()> {
+    c.runner.run(&c.compose().args(["stop", node]))?;
+    Ok(())
+}
+
+/// SIGKILL: a crash, no shutdown at all.
+pub fn kill(c: &Cluster, node: &str) -> Result<()> {
+    let id = c
+        .container(node)?
+        .with_context(|| format!("{node} has no container"))?;
+    c.runner
+        .run(&c.docker.cmd().args(["kill", "--signal", "KILL", &id]))?;
+    Ok(())
+}
+
+/// Marker beside `standby.signal` saying the node was fenced as a failed
+/// primary: its data must be rewound before it follows anyone.
+pub const FENCE_MARKER: &str = "pgrepl.fenced";
+
+/// Fences a failed or abandoned primary so that it can never take a write
+/// again: its container is killed (a partitioned primary is alive), and
+/// `standby.signal` is put into its data folder, so that a supervisor or a
+/// person starting it again gets a read-only server. `FENCE_MARKER` tells
+/// `rejoin` that it still needs pg_rewind.
+pub fn fence(c: &Cluster, node: &str) -> Result<()> {
+    if c.is_running(node)? {
+        kill(c, node)?;
+    }
+    match &c.node(node)?.data {
+        // A bind-mounted folder is written from the host at once (the host
+        // user owns it, or is root); a volume through a one-off container.
+        Storage::Bind(dir) if !c.runner.dry_run() => {
+            let data = c.bind_path(dir);
+            for f in ["standby.signal", FENCE_MARKER] {
+                std::fs::write(data.join(f), b"").with_context(|| {
+                    format!("fencing {node}: writing {f} into {}", data.display())
+                })?;
+            }
+        }
+        _ => {
+            c.runner.run(&one_off(c, node, "touch").args([
+                format!("{PGDATA}/standby.signal"),
+                format!("{PGDATA}/{FENCE_MARKER}"),
+            ]))?;
+        }
+    }
+    say!("{node}: fenced (container stopped; standby.signal in place, so a restart is read-only)");
+    Ok(())
+}
+
+/// Whether a file exists in a node's data folder (the node may be down).
+pub fn data_has(c: &Cluster, node: &str, file: &str) -> Result<bool> {
+    Ok(c.runner
+        .run_unchecked(
+            &one_off(c, node, "test")
+                .args(["-e", &format!("{PGDATA}/{file}")])
+                .read_only(),
+        )?
+        .success)
+}
+
+/// The cluster network's Docker name.
+pub fn network(c: &Cluster) -> String {
+    format!("{}_{}", c.name(), c.topology().network.name)
+}
+
+/// Cuts a node off the cluster network; it stays alive.
+pub fn disconnect(c: &Cluster, node: &str) -> Result<()> {
+    let id = c
+        .container(node)?
+        .with_context(|| format!("{node} has no container"))?;
+    c.runner.run(
+        &c.docker
+            .cmd()
+            .args(["network", "disconnect", "--force", &network(c), &id]),
+    )?;
+    Ok(())
+}
+
+/// Puts a node back on the cluster network under its host name.
+pub fn reconnect(c: &Cluster, node: &str) -> Result<()> {
+    let id = c
+        .container(node)?
+        .with_context(|| format!("{node} has no container"))?;
+    let out = c.runner.run_unchecked(&c.docker.cmd().args([
+        "network",
+        "connect",
+        "--alias",
+        node,
+        &network(c),
+        &id,
+    ]))?;
+    if !out.success && !out.stderr.contains("already exists") {
+        bail!("reconnecting {node}: {}", out.stderr.trim());
+    }
+    Ok(())
+}
+
+/// Freezes or thaws a node's processes (`docker pause`): its TCP connections
+/// stay open but nothing answers.
+pub fn pause(c: &Cluster, node: &str, paused: bool) -> Result<()> {
+    let id = c
+        .container(node)?
+        .with_context(|| format!("{node} has no container"))?;
+    c.runner.run(
+        &c.docker
+            .cmd()
+            .args([if paused { "pause" } else { "unpause" }, &id]),
+    )?;
+    Ok(())
+}

@@ -1,0 +1,341 @@
+//! The project's PostgreSQL image: built from Debian packages
+//! (debootstrap of bookworm with postgresql-15) and loads it into the engine,
+//! with no registry involved.
+
+use crate::docker::Docker;
+use crate::project;
+use crate::runner::{Cmd, Runner};
+use anyhow::{bail, Context, Result};
+use std::fs;
+use std::path::{Path, PathBuf};
+
+/// Image name the tests and offline users run (set PGREPL_IMAGE to it).
+pub const DEFAULT_TAG: &str = "pgrepl/postgres:15";
+/// Label carried by the image, so the tool can tell its own images apart.
+pub const IMAGE_LABEL: &str = "io.pgrepl.image";
+
+const ENTRYPOINT: &str = include_str!("../../assets/docker-entrypoint.sh");
+
+/// What to build.
+#[derive(Debug, Clone)]
+pub struct Spec {
+    /// Image name and tag to create.
+    pub tag: String,
+    /// Debian mirror URL; `None`: the one in this machine's apt sources.
+    pub mirror: Option<String>,
+    /// Debian suite.
+    pub suite: String,
+    /// Rebuild even when the image is present.
+    pub force: bool,
+}
+
+/// The image a cluster's Compose commands use, chosen without building
+/// anything, so that Compose never tries to pull: PGREPL_IMAGE when set;
+/// else the topology's image when present; else the project's own when
+/// present (then chosen for every Compose command of this run).
+pub fn resolve(docker: &Docker, runner: &dyn Runner, topology_image: &str) -> Result<String> {
+    if let Ok(image) = std::env::var(cluster_config::compose::IMAGE_ENV) {
+        return Ok(image);
+    }
+    if !docker.has_image(runner, topology_image)? && docker.has_image(runner, DEFAULT_TAG)? {
+        crate::docker::choose_image(DEFAULT_TAG);
+        return Ok(DEFAULT_TAG.to_string());
+    }
+    Ok(topology_image.to_string())
+}
+
+/// Makes the image a cluster runs available, so that the first command on a
+/// fresh machine works as written: PGREPL_IMAGE when set (it must be
+/// present: the user asked for that one); else the topology's image when
+/// present; else the project's own image when present; else the project's
+/// own image built now from Debian packages (no registry is contacted).
+pub fn ensure(docker: &Docker, runner: &dyn Runner, topology_image: &str) -> Result<String> {
+    if let Ok(image) = std::env::var(cluster_config::compose::IMAGE_ENV) {
+        if docker.has_image(runner, &image)? {
+            return Ok(image);
+        }
+        bail!(
+            "image `{image}` (PGREPL_IMAGE) is not in the Docker engine. Build the project's own with \
+             `cargo xtask image` and set PGREPL_IMAGE={DEFAULT_TAG}, unset PGREPL_IMAGE, or `docker pull {image}` where a registry is reachable."
+        );
+    }
+    if docker.has_image(runner, topology_image)? {
+        return Ok(topology_image.to_string());
+    }
+    if docker.has_image(runner, DEFAULT_TAG)? {
+        say!("image {topology_image} is not in the Docker engine; using the project's own {DEFAULT_TAG} (PostgreSQL 15 from Debian packages)");
+        crate::docker::choose_image(DEFAULT_TAG);
+        return Ok(DEFAULT_TAG.to_string());
+    }
+    if runner.dry_run() {
+        say!("[dry-run] image {topology_image} is not in the Docker engine: would build the project's own {DEFAULT_TAG} from Debian packages (`cargo xtask image`)");
+        crate::docker::choose_image(DEFAULT_TAG);
+        return Ok(DEFAULT_TAG.to_string());
+    }
+    say!("image {topology_image} is not in the Docker engine, and no registry is used: building the project's own {DEFAULT_TAG} from Debian packages");
+    if which::which("debootstrap").is_err() {
+        install_debootstrap(runner)?;
+    }
+    build(
+        &Spec {
+            tag: DEFAULT_TAG.to_string(),
+            mirror: None,
+            suite: "bookworm".into(),
+            force: false,
+        },
+        runner,
+    )?;
+    crate::docker::choose_image(DEFAULT_TAG);
+    Ok(DEFAULT_TAG.to_string())
+}
+
+/// Installs debootstrap with apt-get when this process may (root on a
+/// Debian-like host); otherwise says the one command to run.
+fn install_debootstrap(runner: &dyn Runner) -> Result<()> {
+    let root = is_root();
+    let apt = which::which("apt-get").ok();
+    match (root, apt) {
+        (true, Some(apt)) => {
+            say!("image: installing debootstrap (apt-get install debootstrap)");
+            runner
+                .run(&Cmd::new(&apt).args(["install", "-y", "-q", "--no-install-recommends", "debootstrap"]).env("DEBIAN_FRONTEND", "noninteractive").streaming())
+                .or_else(|_| {
+                    runner.run(&Cmd::new(&apt).args(["update", "-q"]).streaming())?;
+                    runner.run(&Cmd::new(&apt).args(["install", "-y", "-q", "--no-install-recommends", "debootstrap"]).env("DEBIAN_FRONTEND", "noninteractive").streaming())
+                })
+                .context("installing debootstrap")?;
+            Ok(())
+        }
+        _ => bail!(
+            "building the image needs root and debootstrap. Run once: \
+             `cargo build -p xtask && sudo target/debug/xtask image` (Debian: `sudo apt-get install debootstrap` first), then re-run."
+        ),
+    }
+}
+
+fn is_root() -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let probe = std::env::temp_dir().join(format!(".pgrepl-root-{}", std::process::id()));
+        if std::fs::write(&probe, b"").is_ok() {
+            let uid = std::fs::metadata(&probe).map(|m| m.uid()).ok();
+            let _ = std::fs::remove_file(&probe);
+            return uid == Some(0);
+        }
+    }
+    false
+}
+
+/// Finds the Debian mirror in apt's configuration (deb822 `.sources` files
+/// or one-line `sources.list` entries), for the given suite.
+pub fn mirror_from_apt(etc_apt: &Path, suite: &str) -> Option<String> {
+    let mut files = vec![etc_apt.join("sources.list")];
+    if let Ok(rd) = fs::read_dir(etc_apt.join("sources.list.d")) {
+        let mut more: Vec<PathBuf> = rd.filter_map(|e| e.ok().map(|e| e.path())).collect();
+        more.sort();
+        files.extend(more);
+    }
+    for f in files {
+        let Ok(text) = fs::read_to_string(&f) else {
+            continue;
+        };
+        if f.extension().is_some_and(|e| e == "sources") {
+            for stanza in text.split("\n\n") {
+                let field = |name: &str| {
+                    stanza
+                        .lines()
+                        .find_map(|l| l.strip_prefix(name).map(|v| v.trim().to_string()))
+                };
+                let (Some(uris), Some(suites)) = (field("URIs:"), field("Suites:")) else {
+                    continue;
+                };
+                let types = field("Types:").unwrap_or_default();
+                if types.split_whitespace().any(|t| t == "deb")
+                    && suites.split_whitespace().any(|s| s == suite)
+                {
+                    if let Some(u) = uris.split_whitespace().next() {
+                        return Some(u.to_string());
+                    }
+                }
+            }
+        } else if f.extension().is_some_and(|e| e == "list") {
+            for line in text.lines().map(str::trim) {
+                let mut words = line.split_whitespace().filter(|w| !w.starts_with('['));
+                if words.next() == Some("deb") {
+                    if let (Some(uri), Some(s)) = (words.next(), words.next()) {
+                        if s == suite {
+                            return Some(uri.to_string());
+                        }
+                    }
+                }
+            }
+        }
+    }
+    None
+}
+
+/// Builds the image (debootstrap, then `docker import`); a dry-run runner
+/// prints the commands.
+pub fn build(args: &Spec, runner: &dyn Runner) -> Result<()> {
+    let docker = Docker::detect(runner)?;
+    if !args.force && docker.has_image(runner, &args.tag)? {
+        say!("image {} is present (use --force to rebuild)", args.tag);
+        return Ok(());
+    }
+    let debootstrap = which::which("debootstrap").map_err(|_| {
+        anyhow::anyhow!("`debootstrap` was not found. Install it (Debian: apt-get install debootstrap) and run this as root.")
+    })?;
+    let mirror = match &args.mirror {
+        Some(m) => m.clone(),
+        None => mirror_from_apt(Path::new("/etc/apt"), &args.suite).with_context(|| {
+            format!(
+                "no Debian mirror for `{}` in /etc/apt; pass --mirror URL",
+                args.suite
+            )
+        })?,
+    };
+    let work = project::root().join("target").join("pgrepl-image");
+    let rootfs = work.join("rootfs");
+    let tarball = work.join("rootfs.tar");
+    if !runner.dry_run() && work.exists() {
+        // Our own scratch space from an earlier, interrupted build.
+        fs::remove_dir_all(&work).with_context(|| format!("removing {}", work.display()))?;
+    }
+    let started = std::time::Instant::now();
+    say!(
+        "image: debootstrap {} with postgresql-15 (about a minute)",
+        args.suite
+    );
+    runner
+        .run(
+            &Cmd::new(&debootstrap)
+                .args([
+                    "--variant=minbase",
+                    "--include=postgresql-15,libnss-wrapper",
+                    &args.suite,
+                ])
+                .arg(rootfs.to_string_lossy())
+                .arg(&mirror)
+                .streaming(),
+        )
+        .context("debootstrap failed (it needs root and a reachable mirror)")?;
+    if !runner.dry_run() {
+        prepare_rootfs(&rootfs)?;
+    }
+    runner.run(
+        &Cmd::new("tar")
+            .args(["-C"])
+            .arg(rootfs.to_string_lossy())
+            .args(["-cf"])
+            .arg(tarball.to_string_lossy())
+            .arg("."),
+    )?;
+    let changes = [
+        "ENV PATH=/usr/lib/postgresql/15/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_string(),
+        "ENV PGDATA=/var/lib/postgresql/data".into(),
+        "ENV LANG=C.UTF-8".into(),
+        "ENTRYPOINT [\"docker-entrypoint.sh\"]".into(),
+        "CMD [\"postgres\"]".into(),
+        "EXPOSE 5432".into(),
+        format!("LABEL {IMAGE_LABEL}=postgresql-15-{}", args.suite),
+    ];
+    let mut import = docker.cmd().arg("import");
+    for c in &changes {
+        import = import.args(["--change", c]);
+    }
+    runner.run(&import.arg(tarball.to_string_lossy()).arg(&args.tag))?;
+    if !runner.dry_run() {
+        fs::remove_dir_all(&work).with_context(|| format!("removing {}", work.display()))?;
+    }
+    if runner.dry_run() {
+        say!("image: dry run, nothing changed");
+    } else {
+        say!("image: {} ready in {:.0?}", args.tag, started.elapsed());
+    }
+    Ok(())
+}
+
+/// Drops what the image does not need (Debian's default cluster, package
+/// caches) and installs the entrypoint.
+fn prepare_rootfs(rootfs: &Path) -> Result<()> {
+    for dir in [
+        "var/lib/postgresql/15",
+        "etc/postgresql/15",
+        "var/cache/apt/archives",
+        "var/lib/apt/lists",
+    ] {
+        let p = rootfs.join(dir);
+        if p.exists() {
+            fs::remove_dir_all(&p).with_context(|| format!("removing {}", p.display()))?;
+        }
+    }
+    for dir in [
+        "docker-entrypoint-initdb.d",
+        "var/lib/postgresql/data",
+        "var/cache/apt/archives/partial",
+    ] {
+        fs::create_dir_all(rootfs.join(dir))?;
+    }
+    let ep = rootfs.join("usr/local/bin/docker-entrypoint.sh");
+    fs::write(&ep, ENTRYPOINT).with_context(|| format!("writing {}", ep.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{chown, PermissionsExt};
+        fs::set_permissions(&ep, fs::Permissions::from_mode(0o755))?;
+        let passwd = fs::read_to_string(rootfs.join("etc/passwd"))?;
+        let (uid, gid) = passwd
+            .lines()
+            .find_map(|l| {
+                let f: Vec<&str> = l.split(':').collect();
+                (f.first() == Some(&"postgres")).then(|| (f[2].parse().ok(), f[3].parse().ok()))
+            })
+            .context("the image has no postgres user")?;
+        chown(rootfs.join("var/lib/postgresql/data"), uid, gid)?;
+        fs::set_permissions(
+            rootfs.join("var/lib/postgresql/data"),
+            fs::Permissions::from_mode(0o700),
+        )?;
+        // Any uid (docker run --user) must be able to create its socket and lock file.
+        let sockets = rootfs.join("run/postgresql");
+        fs::create_dir_all(&sockets)?;
+        chown(&sockets, uid, gid)?;
+        fs::set_permissions(&sockets, fs::Permissions::from_mode(0o3777))?;
+    }
+    if !rootfs.join("usr/lib/postgresql/15/bin/postgres").exists() {
+        bail!("postgresql-15 is missing from the built root file system");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mirror_from_deb822_and_list() {
+        let dir = std::env::temp_dir().join(format!("xtask-apt-{}", std::process::id()));
+        fs::create_dir_all(dir.join("sources.list.d")).unwrap();
+        fs::write(
+            dir.join("sources.list.d/debian.sources"),
+            "Types: deb\nURIs: http://mirror.example/debian\nSuites: bookworm bookworm-updates\nComponents: main\n\n\
+             Types: deb\nURIs: http://security.example/debian-security\nSuites: bookworm-security\n",
+        )
+        .unwrap();
+        assert_eq!(
+            mirror_from_apt(&dir, "bookworm").as_deref(),
+            Some("http://mirror.example/debian")
+        );
+        assert_eq!(mirror_from_apt(&dir, "trixie"), None);
+        fs::write(
+            dir.join("sources.list"),
+            "deb [arch=amd64] http://list.example/debian trixie main\n",
+        )
+        .unwrap();
+        assert_eq!(
+            mirror_from_apt(&dir, "trixie").as_deref(),
+            Some("http://list.example/debian")
+        );
+        fs::remove_dir_all(dir).unwrap();
+    }
+}

@@ -1,0 +1,12 @@
+//! The operations layer: every step on a live cluster, written once. The
+//! tasks (setup, basebackup, status, down, failover, switchover, rejoin,
+//! failover-drill) stand side by side on it and never import one another.
+
+pub mod client;
+pub mod clone;
+pub mod container;
+pub mod failover;
+pub mod image;
+pub mod live;
+pub mod standby;
+pub mod sync;

@@ -1,0 +1,204 @@
+//! Standbys and their upstream: promoting a node, pointing a standby at a
+//! new primary, slots, and bringing a failed node back as a standby
+//! (pg_rewind, re-cloned when that fails), started only with
+//! `standby.signal` in place.
+
+use super::container;
+use super::container::one_off;
+use super::live::{is_streaming, timeline};
+use crate::cluster::{literal, poll, Cluster, Secrets};
+use anyhow::{bail, Result};
+use cluster_config::render::{self, PGDATA};
+use std::time::Duration;
+
+/// Points a running standby at a new upstream (primary_conninfo is reloadable).
+pub fn repoint(
+    c: &Cluster,
+    node: &str,
+    upstream: &str,
+    secrets: &Secrets,
+    timeout: Duration,
+) -> Result<()> {
+    let t = c.topology();
+    let n = c.node(node)?;
+    let conninfo = render::primary_conninfo(t, n, upstream, Some(secrets.replication.expose()));
+    let mut sql = format!(
+        "ALTER SYSTEM SET primary_conninfo = {};\n",
+        literal(&conninfo)
+    );
+    if t.replication.slots {
+        c.sql_mut(upstream, &create_slot_sql(&n.slot_name()))?;
+        sql.push_str(&format!(
+            "ALTER SYSTEM SET primary_slot_name = {};\n",
+            literal(&n.slot_name())
+        ));
+    }
+    sql.push_str("SELECT pg_reload_conf();\n");
+    c.sql_mut(node, &sql)?;
+    let tli = timeline(c, upstream)?.to_string();
+    let streaming = poll(
+        &format!("{node} to stream from {upstream} on timeline {tli}"),
+        Duration::from_secs(30).min(timeout),
+        || {
+            let received = super::live::streaming_timeline(c, node)?;
+            Ok((is_streaming(c, upstream, node)?
+                && received.map(|t| t.to_string()) == Some(tli.clone()))
+            .then_some(()))
+        },
+    );
+    if let Err(e) = streaming {
+        say!("{node} does not follow {upstream} ({e:#}); re-cloning it");
+        crate::ops::clone::reclone_from(c, node, upstream, timeout)?;
+    }
+    Ok(())
+}
+
+pub fn create_slot_sql(slot: &str) -> String {
+    format!(
+        "SELECT pg_create_physical_replication_slot({s}) WHERE NOT EXISTS (SELECT FROM pg_replication_slots WHERE slot_name = {s})",
+        s = literal(slot)
+    )
+}
+
+/// Brings a failed node back as a standby of `primary`: the old primary is
+/// rewound with pg_rewind (it may hold WAL the new timeline does not), a
+/// failed standby is re-pointed; either is re-cloned if that fails. It is
+/// started only once standby.signal is in place, so it can never come back
+/// as a second writable primary.
+pub fn rejoin(
+    c: &Cluster,
+    node: &str,
+    primary: &str,
+    secrets: &Secrets,
+    timeout: Duration,
+) -> Result<String> {
+    let r = c.runner;
+    let t = c.topology();
+    let n = c.node(node)?;
+    if primary == node {
+        bail!("{node} is the primary; only a standby or a failed node can rejoin");
+    }
+    r.run(&c.compose().args(["stop", node]))?;
+    // A fenced former primary carries standby.signal (so that a restart is
+    // read-only) and the fence marker: it still needs pg_rewind.
+    let fenced = container::data_has(c, node, container::FENCE_MARKER)?;
+    let was_standby = !fenced && container::data_has(c, node, "standby.signal")?;
+    let mut how = "re-pointed".to_string();
+    if !was_standby {
+        // A killed server leaves postmaster.pid naming PID 1, which in the
+        // one-off container is pg_rewind itself: PostgreSQL would take the
+        // lock as live. The node's container is stopped, so it is stale.
+        if c.is_running(node)? {
+            bail!("{node} is still running; it must be down to be rewound");
+        }
+        // pg_rewind's crash recovery runs a single-user server, which refuses
+        // standby mode: the fence's standby.signal goes until it is done.
+        r.run(&one_off(c, node, "rm").args([
+            "-f",
+            &format!("{PGDATA}/postmaster.pid"),
+            &format!("{PGDATA}/standby.signal"),
+            &format!("{PGDATA}/{}", container::FENCE_MARKER),
+        ]))?;
+        // pg_rewind reads the source's timeline from its control file, which
+        // a freshly promoted server updates only at its next checkpoint.
+        c.sql_mut(primary, "CHECKPOINT")?;
+        let source = format!(
+            "host={primary} port=5432 user={} dbname={}",
+            render::conninfo_value(t.database.owner.get_ref().as_str()),
+            render::conninfo_value(t.database.name.get_ref().as_str())
+        );
+        let rewind = r.run(
+            &c.compose()
+                .args(["run", "--rm", "--no-deps", "-T", "-e", "PGPASSWORD", "-u"])
+                .arg(crate::docker::run_as_user().unwrap_or_else(|| "postgres".into()))
+                .args(["--entrypoint", "pg_rewind", node, "-D", PGDATA])
+                // Its crash-recovery step must run with the node's real settings
+                // (wal_log_hints), not the data folder's default postgresql.conf.
+                .arg(format!(
+                    "--config-file={}/postgresql.conf",
+                    render::CONF_DIR
+                ))
+                .arg(format!("--source-server={source}"))
+                .secret_env("PGPASSWORD", &secrets.owner),
+        );
+        match rewind {
+            Ok(out) => {
+                how = if out.stdout.contains("no rewind required") {
+                    "pg_rewind (no rewind required)"
+                } else {
+                    "pg_rewind"
+                }
+                .to_string();
+            }
+            Err(e) => {
+                say!("{node}: pg_rewind failed ({e:#}); re-cloning");
+                crate::ops::clone::reclone_from(c, node, primary, timeout)?;
+                return Ok("re-cloned (pg_rewind failed)".into());
+            }
+        }
+    }
+    if t.replication.slots {
+        c.sql_mut(primary, &create_slot_sql(&n.slot_name()))?;
+    }
+    // pg_rewind copied the new primary's postgresql.auto.conf: replace it.
+    let settings = render::standby_settings(t, n, primary, Some(secrets.replication.expose()));
+    r.run(
+        &one_off(c, node, "tee")
+            .arg(format!("{PGDATA}/postgresql.auto.conf"))
+            .stdin(settings),
+    )?;
+    r.run(&one_off(c, node, "touch").arg(format!("{PGDATA}/standby.signal")))?;
+    r.run(&c.compose().args(["up", "-d", "--no-deps", node]))?;
+    let followed = c.wait_ready(node, timeout).and_then(|_| {
+        poll(
+            &format!("{node} to stream from {primary}"),
+            Duration::from_secs(60).min(timeout),
+            || Ok(is_streaming(c, primary, node)?.then_some(())),
+        )
+    });
+    if let Err(e) = followed {
+        say!("{node}: last log lines:\n{}", c.last_logs(node, 12)?);
+        say!("{node}: does not follow {primary} ({e:#}); re-cloning");
+        crate::ops::clone::reclone_from(c, node, primary, timeout)?;
+        return Ok(format!("re-cloned ({how} was not enough)"));
+    }
+    if c.sql(node, "SELECT pg_is_in_recovery()")? != "t" {
+        bail!("{node} came back writable; stop it at once");
+    }
+    ensure_read_only(c, node)?;
+    Ok(how)
+}
+
+/// Fails unless `node` refuses a write (a schema change, rolled back).
+pub fn ensure_read_only(c: &Cluster, node: &str) -> Result<()> {
+    let write = c.sql_mut(
+        node,
+        "BEGIN; CREATE TABLE pgrepl_write_probe (x int); ROLLBACK;",
+    );
+    if write.is_ok() {
+        bail!("{node} accepted a write: it is not a standby");
+    }
+    Ok(())
+}
+
+/// Promotes a standby and waits until it accepts writes; returns its new
+/// timeline.
+pub fn promote(c: &Cluster, node: &str, timeout: Duration) -> Result<u32> {
+    let promoted = c.sql_mut(node, "SELECT pg_promote(true, 60)");
+    if promoted.as_deref().ok() != Some("t") && !c.runner.dry_run() {
+        bail!(
+            "promoting {node} failed or timed out ({}). Check `docker logs` of {node}, then promote it by hand (SELECT pg_promote()).",
+            promoted
+                .map_err(|e| format!("{e:#}"))
+                .err()
+                .unwrap_or_else(|| "pg_promote returned false".into())
+        );
+    }
+    if c.runner.dry_run() {
+        return Ok(0);
+    }
+    poll(&format!("{node} to accept writes"), timeout, || {
+        Ok((c.sql(node, "SELECT pg_is_in_recovery()")? == "f").then_some(()))
+    })?;
+    timeline(c, node)
+}
