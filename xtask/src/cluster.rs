@@ -391,7 +391,8 @@ pub fn generate_password() -> Result<String> {
         .collect())
 }
 
-/// Writes a file only its owner can read (mode 0600 on Unix).
+/// Writes a file only its owner can read: mode 0600 on Unix, a protected
+/// DACL for the current user alone on Windows (see owner_only.rs).
 pub fn write_private(path: &std::path::Path, text: &str) -> Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
@@ -410,8 +411,15 @@ pub fn write_private(path: &std::path::Path, text: &str) -> Result<()> {
         f.write_all(text.as_bytes())?;
         f.sync_all()?;
     }
-    #[cfg(not(unix))]
-    std::fs::write(&tmp, text)?;
+    #[cfg(windows)]
+    {
+        // Owner-only before a secret is written into it.
+        std::fs::write(&tmp, "")?;
+        crate::owner_only::restrict(&tmp)?;
+        let mut f = std::fs::OpenOptions::new().write(true).open(&tmp)?;
+        std::io::Write::write_all(&mut f, text.as_bytes())?;
+        f.sync_all()?;
+    }
     std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
     Ok(())
 }

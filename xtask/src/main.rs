@@ -15,6 +15,8 @@ mod drill;
 mod failover;
 mod image;
 mod ops;
+#[cfg(windows)]
+mod owner_only;
 mod project;
 mod rejoin;
 mod render;

@@ -63,7 +63,9 @@ pub fn replace_dir(
     let (new, old) = staging_paths(dest);
     let mut stats = Stats::default();
 
-    if !new.join(COMPLETE_MARKER).exists() {
+    // A complete copy is staged, or already swapped into place (a run killed
+    // after the swap): nothing to copy again.
+    if !new.join(COMPLETE_MARKER).exists() && !dest.join(COMPLETE_MARKER).exists() {
         if new.exists() {
             // An interrupted copy: never a working data folder.
             remove_all(&new)
@@ -89,6 +91,11 @@ pub fn replace_dir(
         }
     }
     if dest.exists() && new.exists() {
+        // On Windows a file another process holds open (PostgreSQL still
+        // running, an editor, an antivirus) makes the rename below or the
+        // removal after the swap fail half-way: find it first and stop
+        // while the old folder is untouched.
+        ensure_not_held(dest)?;
         if old.exists() {
             remove_all(&old)?;
         }
@@ -120,6 +127,42 @@ pub fn replace_dir(
     }
     stats.seconds = started.elapsed().as_secs_f64();
     Ok(stats)
+}
+
+/// Fails, naming the file, when another process holds a file under `dir`
+/// open without sharing deletion (Windows). Elsewhere open files never
+/// block a rename or a removal.
+pub fn ensure_not_held(dir: &Path) -> Result<()> {
+    #[cfg(windows)]
+    {
+        use std::os::windows::fs::OpenOptionsExt;
+        const DELETE: u32 = 0x0001_0000;
+        const SHARE_ALL: u32 = 0x1 | 0x2 | 0x4;
+        const ERROR_SHARING_VIOLATION: i32 = 32;
+        for entry in WalkDir::new(dir).follow_links(false) {
+            let entry = entry.with_context(|| format!("reading {}", dir.display()))?;
+            if !entry.file_type().is_file() {
+                continue;
+            }
+            let opened = fs::OpenOptions::new()
+                .access_mode(DELETE)
+                .share_mode(SHARE_ALL)
+                .open(entry.path());
+            if let Err(e) = opened {
+                if e.raw_os_error() == Some(ERROR_SHARING_VIOLATION) {
+                    bail!(
+                        "{} is held open by another process (is PostgreSQL still running, or an editor or antivirus reading it?); \
+                         nothing was changed in {}: close it and re-run",
+                        entry.path().display(),
+                        dir.display()
+                    );
+                }
+            }
+        }
+    }
+    #[cfg(not(windows))]
+    let _ = dir;
+    Ok(())
 }
 
 /// Files and bytes under `dir` (the completion marker not counted).
