@@ -236,9 +236,9 @@ fn node<'a>(rows: &'a [Value], name: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no row for {name}"))
 }
 
-/// `psql` in a node's container, found by the project's labels.
-fn sql(cluster: &str, node: &str, db: &str, user: &str, query: &str) -> String {
-    let id = duct::cmd!(
+/// A node's container, found by the project's labels.
+fn container_id(cluster: &str, node: &str) -> String {
+    duct::cmd!(
         "docker",
         "ps",
         "-q",
@@ -250,7 +250,12 @@ fn sql(cluster: &str, node: &str, db: &str, user: &str, query: &str) -> String {
         "label=com.docker.compose.oneoff=False"
     )
     .read()
-    .unwrap();
+    .unwrap()
+}
+
+/// `psql` in a node's container, found by the project's labels.
+fn sql(cluster: &str, node: &str, db: &str, user: &str, query: &str) -> String {
+    let id = container_id(cluster, node);
     duct::cmd!(
         "docker",
         "exec",
@@ -652,19 +657,7 @@ fn every_fault_of_the_drill_loses_no_acknowledged_commit() {
 
 /// The node whose container a test kills, found by label.
 fn docker_kill(cluster: &str, node: &str) {
-    let id = duct::cmd!(
-        "docker",
-        "ps",
-        "-q",
-        "--filter",
-        format!("label=io.pgrepl.cluster={cluster}"),
-        "--filter",
-        format!("label=io.pgrepl.node={node}"),
-        "--filter",
-        "label=com.docker.compose.oneoff=False"
-    )
-    .read()
-    .unwrap();
+    let id = container_id(cluster, node);
     duct::cmd!("docker", "kill", id.trim())
         .stdout_null()
         .run()

@@ -172,6 +172,9 @@ pub fn narrowed(
     Some(SyncStandbyNames::new(configured.method, num, names))
 }
 
+const ASYNC: &str =
+    "synchronous_standby_names was empty: commits were acknowledged without any standby";
+
 /// Why a set of reachable standbys does or does not hold every commit the
 /// failed primary acknowledged.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -201,10 +204,7 @@ pub fn guaranteed(
     reachable: &[&str],
 ) -> Guarantee {
     let Some(ssn) = ssn else {
-        return Guarantee::None(
-            "synchronous_standby_names was empty: commits were acknowledged without any standby"
-                .into(),
-        );
+        return Guarantee::None(ASYNC.into());
     };
     match ssn.method {
         Method::First => {
@@ -276,10 +276,7 @@ pub fn guaranteed_worst_case(
     reachable: &[&str],
 ) -> Guarantee {
     let Some(ssn) = ssn else {
-        return Guarantee::None(
-            "synchronous_standby_names was empty: commits were acknowledged without any standby"
-                .into(),
-        );
+        return Guarantee::None(ASYNC.into());
     };
     let listed: Vec<&str> = standbys
         .iter()

@@ -75,6 +75,12 @@ pub fn port_of(c: &Cluster, node: &str) -> Result<u16> {
     Ok(*c.node(node)?.port.get_ref())
 }
 
+/// A node's container id; an error when setup has not created it.
+pub fn id_of(c: &Cluster, node: &str) -> Result<String> {
+    c.container(node)?
+        .with_context(|| format!("{node} has no container"))
+}
+
 /// Starts a node's container (created by setup).
 pub fn start(c: &Cluster, node: &str) -> Result<()> {
     c.runner
@@ -91,9 +97,7 @@ pub fn stop(c: &Cluster, node: &str) -> Result<()> {
 
 /// SIGKILL: a crash, no shutdown at all.
 pub fn kill(c: &Cluster, node: &str) -> Result<()> {
-    let id = c
-        .container(node)?
-        .with_context(|| format!("{node} has no container"))?;
+    let id = id_of(c, node)?;
     c.runner
         .run(&c.docker.cmd().args(["kill", "--signal", "KILL", &id]))?;
     Ok(())
@@ -152,9 +156,7 @@ pub fn network(c: &Cluster) -> String {
 
 /// Cuts a node off the cluster network; it stays alive.
 pub fn disconnect(c: &Cluster, node: &str) -> Result<()> {
-    let id = c
-        .container(node)?
-        .with_context(|| format!("{node} has no container"))?;
+    let id = id_of(c, node)?;
     c.runner.run(
         &c.docker
             .cmd()
@@ -165,9 +167,7 @@ pub fn disconnect(c: &Cluster, node: &str) -> Result<()> {
 
 /// Puts a node back on the cluster network under its host name.
 pub fn reconnect(c: &Cluster, node: &str) -> Result<()> {
-    let id = c
-        .container(node)?
-        .with_context(|| format!("{node} has no container"))?;
+    let id = id_of(c, node)?;
     let out = c.runner.run_unchecked(&c.docker.cmd().args([
         "network",
         "connect",
@@ -185,9 +185,7 @@ pub fn reconnect(c: &Cluster, node: &str) -> Result<()> {
 /// Freezes or thaws a node's processes (`docker pause`): its TCP connections
 /// stay open but nothing answers.
 pub fn pause(c: &Cluster, node: &str, paused: bool) -> Result<()> {
-    let id = c
-        .container(node)?
-        .with_context(|| format!("{node} has no container"))?;
+    let id = id_of(c, node)?;
     c.runner.run(
         &c.docker
             .cmd()
