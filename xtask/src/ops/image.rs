@@ -199,9 +199,14 @@ pub fn build(args: &Spec, runner: &dyn Runner) -> Result<()> {
     let rootfs = work.join("rootfs");
     let tarball = work.join("rootfs.tar");
     if !runner.dry_run() && work.exists() {
-        // Our own scratch space from an earlier, interrupted build.
+        // Our own scratch space from an earlier, interrupted build: never
+        // deleted while anything (a /proc, a /dev bind) is mounted in it.
+        unmount_all(runner, &work)?;
         fs::remove_dir_all(&work).with_context(|| format!("removing {}", work.display()))?;
     }
+    // Whatever happens from here on, nothing stays mounted in the scratch
+    // space once the build ends.
+    let _unmount = UnmountOnDrop { runner, dir: &work };
     let started = std::time::Instant::now();
     say!(
         "image: debootstrap {} with postgresql-15 (about a minute)",
@@ -221,11 +226,14 @@ pub fn build(args: &Spec, runner: &dyn Runner) -> Result<()> {
         )
         .context("debootstrap failed (it needs root and a reachable mirror)")?;
     if !runner.dry_run() {
+        unmount_all(runner, &rootfs)?;
         prepare_rootfs(&rootfs)?;
     }
+    // --one-file-system: a file system mounted in the root file system is
+    // never archived (a mounted /proc once filled the disk).
     runner.run(
         &Cmd::new("tar")
-            .args(["-C"])
+            .args(["--one-file-system", "-C"])
             .arg(rootfs.to_string_lossy())
             .args(["-cf"])
             .arg(tarball.to_string_lossy())
@@ -244,8 +252,31 @@ pub fn build(args: &Spec, runner: &dyn Runner) -> Result<()> {
     for c in &changes {
         import = import.args(["--change", c]);
     }
+    let previous = image_id(&docker, runner, &args.tag)?;
     runner.run(&import.arg(tarball.to_string_lossy()).arg(&args.tag))?;
+    // The tag moved to the new image: the one it named before is left
+    // dangling unless removed (only an image this tool built).
+    if let Some(old) = previous {
+        if image_id(&docker, runner, &args.tag)?.as_deref() != Some(old.as_str()) {
+            let label = runner.run_unchecked(
+                &docker
+                    .cmd()
+                    .args(["image", "inspect", "--format"])
+                    .arg(format!(
+                        "{{{{index .Config.Labels \"{IMAGE_LABEL}\"}}}}|{{{{len .RepoTags}}}}"
+                    ))
+                    .arg(&old)
+                    .read_only(),
+            )?;
+            let out = label.stdout.trim();
+            if label.success && !out.starts_with('|') && out.ends_with("|0") {
+                runner.run(&docker.cmd().args(["image", "rm", &old]))?;
+                say!("image: removed the image {} used to name ({old})", args.tag);
+            }
+        }
+    }
     if !runner.dry_run() {
+        unmount_all(runner, &work)?;
         fs::remove_dir_all(&work).with_context(|| format!("removing {}", work.display()))?;
     }
     if runner.dry_run() {
@@ -254,6 +285,88 @@ pub fn build(args: &Spec, runner: &dyn Runner) -> Result<()> {
         say!("image: {} ready in {:.0?}", args.tag, started.elapsed());
     }
     Ok(())
+}
+
+fn image_id(docker: &Docker, runner: &dyn Runner, tag: &str) -> Result<Option<String>> {
+    let out = runner.run_unchecked(
+        &docker
+            .cmd()
+            .args(["image", "inspect", "--format", "{{.Id}}", tag])
+            .read_only(),
+    )?;
+    Ok(out
+        .success
+        .then(|| out.stdout.trim().to_string())
+        .filter(|s| !s.is_empty()))
+}
+
+/// Mount points at or below `dir`, deepest first, from the text of
+/// `/proc/self/mountinfo` (its fifth field, with `\040`-style escapes).
+pub fn mounts_under(mountinfo: &str, dir: &Path) -> Vec<PathBuf> {
+    let unescape = |s: &str| {
+        let mut out = String::new();
+        let b = s.as_bytes();
+        let mut i = 0;
+        while i < b.len() {
+            if b[i] == b'\\' && i + 3 < b.len() {
+                if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 4], 8) {
+                    out.push(v as char);
+                    i += 4;
+                    continue;
+                }
+            }
+            out.push(b[i] as char);
+            i += 1;
+        }
+        out
+    };
+    let mut found: Vec<PathBuf> = mountinfo
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .map(|m| PathBuf::from(unescape(m)))
+        .filter(|m| m.starts_with(dir))
+        .collect();
+    found.sort_by_key(|m| std::cmp::Reverse(m.components().count()));
+    found.dedup();
+    found
+}
+
+/// Unmounts everything mounted at or below `dir`, deepest first, and fails
+/// when anything stays mounted.
+pub fn unmount_all(runner: &dyn Runner, dir: &Path) -> Result<()> {
+    let read = || fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let dir = match fs::canonicalize(dir) {
+        Ok(d) => d,
+        Err(_) => return Ok(()),
+    };
+    for m in mounts_under(&read(), &dir) {
+        say!("image: unmounting {} left by the build", m.display());
+        runner.run_unchecked(&Cmd::new("umount").arg(m.to_string_lossy()))?;
+    }
+    let left = mounts_under(&read(), &dir);
+    if !left.is_empty() && !runner.dry_run() {
+        bail!(
+            "{} is still mounted inside the image's scratch folder: refusing to delete or archive it (unmount it by hand)",
+            left[0].display()
+        );
+    }
+    Ok(())
+}
+
+/// Unmounts the build's scratch space on every way out of `build`.
+struct UnmountOnDrop<'a> {
+    runner: &'a dyn Runner,
+    dir: &'a Path,
+}
+
+impl Drop for UnmountOnDrop<'_> {
+    fn drop(&mut self) {
+        if !self.runner.dry_run() {
+            if let Err(e) = unmount_all(self.runner, self.dir) {
+                eprintln!("warning: {e:#}");
+            }
+        }
+    }
 }
 
 /// Drops what the image does not need (Debian's default cluster, package
@@ -311,6 +424,24 @@ fn prepare_rootfs(rootfs: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn finds_mounts_below_the_build_folder_deepest_first() {
+        let info = "22 1 0:21 / /proc rw,nosuid - proc proc rw\n\
+                    40 25 0:5 / /w/target/pgrepl-image/rootfs/proc rw - proc proc rw\n\
+                    41 40 0:6 / /w/target/pgrepl-image/rootfs/proc/sys/fs/binfmt_misc rw - binfmt_misc b rw\n\
+                    42 25 0:7 / /w/target/pgrepl-image/root\\040fs/dev rw - devtmpfs d rw\n\
+                    43 25 0:8 / /w/target/pgrepl-imagex rw - tmpfs t rw\n";
+        let got = mounts_under(info, Path::new("/w/target/pgrepl-image"));
+        assert_eq!(
+            got,
+            [
+                PathBuf::from("/w/target/pgrepl-image/rootfs/proc/sys/fs/binfmt_misc"),
+                PathBuf::from("/w/target/pgrepl-image/rootfs/proc"),
+                PathBuf::from("/w/target/pgrepl-image/root fs/dev"),
+            ]
+        );
+    }
 
     #[test]
     fn mirror_from_deb822_and_list() {
