@@ -132,19 +132,23 @@ pub fn run_as_user() -> Option<String> {
     if let Ok(v) = std::env::var(USER_ENV) {
         return Some(v);
     }
+    match effective_ids() {
+        Some((uid, gid)) if uid != 0 => Some(format!("{uid}:{gid}")),
+        _ => None,
+    }
+}
+
+/// This process's effective uid and gid (Unix): the owner of a fresh temp
+/// file. `None` elsewhere, or when no temp file can be made.
+pub fn effective_ids() -> Option<(u32, u32)> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::MetadataExt;
-        // The owner of a fresh temp file is the effective user and group.
         let probe = std::env::temp_dir().join(format!(".pgrepl-uid-{}", std::process::id()));
         if std::fs::write(&probe, b"").is_ok() {
             let md = std::fs::metadata(&probe).ok();
             let _ = std::fs::remove_file(&probe);
-            if let Some(md) = md {
-                if md.uid() != 0 {
-                    return Some(format!("{}:{}", md.uid(), md.gid()));
-                }
-            }
+            return md.map(|m| (m.uid(), m.gid()));
         }
     }
     None

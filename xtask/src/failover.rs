@@ -11,7 +11,7 @@ use crate::project;
 use crate::runner::Runner;
 use anyhow::{bail, Result};
 use clap::Args;
-use cluster_config::live::{LiveRole, SyncState};
+use cluster_config::live::LiveRole;
 use cluster_config::names::NodeName;
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -58,14 +58,8 @@ pub fn run(args: &FailoverArgs, runner: &dyn Runner) -> Result<()> {
         [p] => {
             // Reachable but to be abandoned: what it enforces now is known.
             let p = p.to_string();
-            let states: Vec<(String, SyncState)> = rows
-                .iter()
-                .filter_map(|r| r.sync_state.map(|s| (r.node.clone(), s)))
-                .collect();
-            let enforced =
-                cluster_config::syncrep::parse(&c.sql(&p, "SHOW synchronous_standby_names")?)
-                    .ok()
-                    .flatten();
+            let states = live::sync_states(&rows);
+            let enforced = live::enforced_sync_names(&c, &p)?;
             say!("{p} is reachable and writable: it will be fenced and abandoned");
             (p, Some(states), enforced)
         }

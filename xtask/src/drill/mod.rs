@@ -245,12 +245,6 @@ fn print_round(r: &RoundReport) {
     );
 }
 
-fn sync_states(rows: &[NodeStatus]) -> Vec<(String, SyncState)> {
-    rows.iter()
-        .filter_map(|r| r.sync_state.map(|s| (r.node.clone(), s)))
-        .collect()
-}
-
 fn drill_round(
     c: &Cluster,
     secrets: &Secrets,
@@ -276,9 +270,7 @@ fn drill_round(
     }
     let old = live::find_primary(c)?.context("no writable primary")?;
     report.failed_primary = old.clone();
-    let enforced = cluster_config::syncrep::parse(&c.sql(&old, "SHOW synchronous_standby_names")?)
-        .ok()
-        .flatten();
+    let enforced = live::enforced_sync_names(c, &old)?;
     c.sql_mut(
         &old,
         &format!(
@@ -306,7 +298,7 @@ fn drill_round(
 
     // 3. Fault.
     let mut down: BTreeSet<String> = BTreeSet::new();
-    let mut states = sync_states(&rows);
+    let mut states = live::sync_states(&rows);
     if fault == Fault::SyncStandbyFirst {
         let victim = states
             .iter()
@@ -352,12 +344,10 @@ fn drill_round(
             }
         }
     }
-    let mut cancel_mark = None;
     if fault == Fault::CancelWait {
         say!("pausing the standbys and cancelling the writer's synchronous waits on {old}");
         fault::pause_others(c, &old, true)?;
         let mark = Instant::now();
-        cancel_mark = Some(mark);
         let cancelled = fault::cancel_sync_waits(c, &old, timeout, || {
             writer.count(Outcome::CancelledWait, mark) >= 5
         });
@@ -378,7 +368,6 @@ fn drill_round(
         fault::pause_others(c, &old, false)?;
     }
     down.insert(old.clone());
-    let _ = cancel_mark;
 
     // 4. Fail over with the operations the `failover` command runs.
     let done = failover::run(

@@ -68,14 +68,7 @@ pub fn clone_standby(
         .run_unchecked(&one_off(c, node, "test").args(["-e", &marker]).read_only())?
         .success;
     if data_initialized(c, node)? && !in_progress {
-        let has_signal = r
-            .run_unchecked(
-                &one_off(c, node, "test")
-                    .args(["-e", &format!("{PGDATA}/standby.signal")])
-                    .read_only(),
-            )?
-            .success;
-        if has_signal {
+        if super::container::data_has(c, node, "standby.signal")? {
             say!("{node}: data folder holds a standby; starting it");
             return Ok(());
         }

@@ -114,17 +114,7 @@ fn install_debootstrap(runner: &dyn Runner) -> Result<()> {
 }
 
 fn is_root() -> bool {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::MetadataExt;
-        let probe = std::env::temp_dir().join(format!(".pgrepl-root-{}", std::process::id()));
-        if std::fs::write(&probe, b"").is_ok() {
-            let uid = std::fs::metadata(&probe).map(|m| m.uid()).ok();
-            let _ = std::fs::remove_file(&probe);
-            return uid == Some(0);
-        }
-    }
-    false
+    crate::docker::effective_ids().is_some_and(|(uid, _)| uid == 0)
 }
 
 /// Finds the Debian mirror in apt's configuration (deb822 `.sources` files

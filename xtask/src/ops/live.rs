@@ -86,6 +86,25 @@ pub fn expected_sync_states(t: &Topology, primary: &str) -> HashMap<String, Sync
         .collect()
 }
 
+/// Each standby's `sync_state` as the primary reported it in `rows`.
+pub fn sync_states(rows: &[NodeStatus]) -> Vec<(String, SyncState)> {
+    rows.iter()
+        .filter_map(|r| r.sync_state.map(|s| (r.node.clone(), s)))
+        .collect()
+}
+
+/// The `synchronous_standby_names` a primary enforces now (None: empty).
+pub fn enforced_sync_names(
+    c: &Cluster,
+    primary: &str,
+) -> Result<Option<syncrep::SyncStandbyNames>> {
+    Ok(
+        syncrep::parse(&c.sql(primary, "SHOW synchronous_standby_names")?)
+            .ok()
+            .flatten(),
+    )
+}
+
 /// One row of the primary's `pg_stat_replication`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Replica {
@@ -211,8 +230,11 @@ pub fn collect(c: &Cluster) -> Result<Vec<NodeStatus>> {
     if let [primary] = primaries.as_slice() {
         // Judge against what the primary enforces now; say so when that is
         // not the configured value (a failover narrows it with ALTER SYSTEM).
-        let live_value = c.sql(primary, "SHOW synchronous_standby_names")?;
-        let live_parsed = syncrep::parse(&live_value).ok().flatten();
+        let live_parsed = enforced_sync_names(c, primary)?;
+        let live_value = live_parsed
+            .as_ref()
+            .map(|s| s.to_string())
+            .unwrap_or_default();
         let configured = configured_sync_names(t);
         if live_parsed != configured {
             if let Some(row) = rows.iter_mut().find(|r| &r.node == primary) {
