@@ -91,6 +91,7 @@ pub fn run(args: &FailoverArgs, runner: &dyn Runner) -> Result<()> {
             enforced,
             to: args.to.as_deref(),
             allow_data_loss: args.allow_data_loss,
+            on_promoted: None,
             timeout: Duration::from_secs(args.timeout),
         },
     )?;

@@ -161,7 +161,9 @@ pub struct Output {
 }
 
 /// Executes commands.
-pub trait Runner {
+/// `Sync`, so that independent steps (standbys cloned side by side) can
+/// share one runner across threads.
+pub trait Runner: Sync {
     /// Runs `cmd`; a non-zero exit is an error carrying its stderr.
     fn run(&self, cmd: &Cmd) -> Result<Output> {
         let out = self.run_unchecked(cmd)?;
@@ -183,16 +185,12 @@ pub trait Runner {
 /// Runs commands for real, through xshell (arguments are passed as-is, never
 /// through a shell).
 pub struct Real {
-    sh: xshell::Shell,
     pub verbose: bool,
 }
 
 impl Real {
     pub fn new(verbose: bool) -> Result<Self> {
-        Ok(Real {
-            sh: xshell::Shell::new().context("creating a shell context")?,
-            verbose,
-        })
+        Ok(Real { verbose })
     }
 }
 
@@ -201,9 +199,13 @@ impl Runner for Real {
         if self.verbose {
             eprintln!("$ {cmd}");
         }
-        let _dir = cmd.cwd.as_ref().map(|d| self.sh.push_dir(d));
-        let mut c = self
-            .sh
+        // A shell context per command: its working folder is this
+        // command's own, and commands may run from several threads.
+        let sh = xshell::Shell::new().context("creating a shell context")?;
+        if let Some(d) = &cmd.cwd {
+            sh.change_dir(d);
+        }
+        let mut c = sh
             .cmd(&cmd.program)
             .args(&cmd.args)
             .quiet()

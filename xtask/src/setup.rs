@@ -124,9 +124,28 @@ pub fn run(args: &SetupArgs, mode: Mode, runner: &dyn Runner) -> Result<()> {
             subnet.as_ref(),
             fresh && node.name() == primary_name,
         )?;
+    }
+    // Mount ownership, one container per stopped node, side by side.
+    let mut stopped = Vec::new();
+    for node in &t.nodes {
         if !c.is_running(node.name())? {
-            own_mounts(&c, node.name())?;
+            stopped.push(node.name());
         }
+    }
+    if runner.dry_run() {
+        for name in &stopped {
+            own_mounts(&c, name)?;
+        }
+    } else {
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = stopped
+                .iter()
+                .map(|name| scope.spawn(|| own_mounts(&c, name)))
+                .collect();
+            handles
+                .into_iter()
+                .try_for_each(|h| h.join().unwrap_or_else(|_| bail!("a step panicked")))
+        })?;
     }
     phases.done("prepare");
 
@@ -164,17 +183,54 @@ pub fn run(args: &SetupArgs, mode: Mode, runner: &dyn Runner) -> Result<()> {
     }
     phases.done("role");
 
-    // Standbys.
+    // Standbys: cloned side by side (each clone is one container), then
+    // started together.
+    let mut to_clone = Vec::new();
     for node in t.nodes.iter().filter(|n| n.name() != primary_name) {
         let name = node.name();
-        if c.is_running(name)? && c.ready(name) && c.sql(name, "SELECT pg_is_in_recovery()")? == "t"
-        {
-            say!("{name}: already a running standby");
-            continue;
+        if c.is_running(name)? {
+            if c.ready(name) && c.sql(name, "SELECT pg_is_in_recovery()")? == "t" {
+                say!("{name}: already a running standby");
+                continue;
+            }
+            runner.run(&c.compose().args(["stop", name]))?;
         }
-        clone_standby(&c, name, &primary_name, &secrets.replication)?;
-        runner.run(&c.compose().args(["up", "-d", "--no-deps", name]))?;
-        c.wait_ready(name, timeout)?;
+        to_clone.push(name);
+    }
+    let clone = |name: &str| {
+        clone_standby(&c, name, &primary_name, &secrets.replication)
+            .with_context(|| format!("cloning {name} from {primary_name}"))
+    };
+    if runner.dry_run() || to_clone.len() < 2 {
+        for name in &to_clone {
+            clone(name)?;
+        }
+    } else {
+        say!("cloning {} from {primary_name} side by side", to_clone.join(", "));
+        let results: Vec<Result<()>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = to_clone
+                .iter()
+                .map(|name| scope.spawn(|| clone(name)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|_| bail!("a clone panicked")))
+                .collect()
+        });
+        // Every clone ran to its end; report each failure.
+        let errors: Vec<String> = results
+            .into_iter()
+            .filter_map(|r| r.err().map(|e| format!("{e:#}")))
+            .collect();
+        if !errors.is_empty() {
+            bail!("{}", errors.join("\n"));
+        }
+    }
+    if !to_clone.is_empty() {
+        runner.run(&c.compose().args(["up", "-d", "--no-deps"]).args(to_clone.iter().copied()))?;
+        for name in &to_clone {
+            c.wait_ready(name, timeout)?;
+        }
     }
     phases.done("standbys");
 

@@ -85,6 +85,10 @@ pub struct RoundReport {
     /// The old primary, started again by the fault, was read-only.
     pub restarted_read_only: Option<bool>,
     pub crash_to_promoted_ms: u64,
+    /// Of those: reading the nodes and choosing, fencing, promoting.
+    pub choose_ms: u64,
+    pub fence_ms: u64,
+    pub promote_ms: u64,
     /// Fault to the first acknowledged write on the new primary.
     pub rto_ms: u64,
     pub repoint_ms: u64,
@@ -211,7 +215,7 @@ pub fn run(args: &DrillArgs, runner: &dyn Runner) -> Result<()> {
 fn print_round(r: &RoundReport) {
     say!(
         "round {} ({}): {} failed{}, {} promoted (timeline {}): {}.\n  acknowledged {}, lost {}, uncertain {} ({} landed, {} not){}; \
-         fault->promoted {} ms, RTO {} ms, re-point {} ms, {}{}",
+         fault->promoted {} ms (choose {}, fence {}, promote {}), RTO {} ms, re-point {} ms, {}{}",
         r.round,
         r.fault,
         r.failed_primary,
@@ -233,6 +237,9 @@ fn print_round(r: &RoundReport) {
             String::new()
         },
         r.crash_to_promoted_ms,
+        r.choose_ms,
+        r.fence_ms,
+        r.promote_ms,
         r.rto_ms,
         r.repoint_ms,
         match r.sync_commit_ms {
@@ -381,6 +388,13 @@ fn drill_round(
             to: None,
             allow_data_loss: false,
             timeout,
+            // The writer moves to the new primary as soon as it is
+            // writable; its commits wait for a re-pointed standby.
+            on_promoted: Some(&|new: &str| {
+                if let Ok(port) = port_of(c, new) {
+                    writer.point_at(Some(port));
+                }
+            }),
         },
     );
     let done = match done {
@@ -398,6 +412,7 @@ fn drill_round(
     report.promoted_because = done.choice.why.clone();
     report.new_timeline = done.timeline;
     report.crash_to_promoted_ms = ms(done.promoted_at - crashed_at);
+    [report.choose_ms, report.fence_ms, report.promote_ms] = done.steps_ms;
     report.repoint_ms = ms(done.repoint);
     report.sync_commit_ms = done.sync_commit_ms;
     report.synchronous_standby_names = done.sync_names.clone();
@@ -427,10 +442,10 @@ fn drill_round(
         _ => {}
     }
 
-    // 6. The writer resumes on the new primary.
+    // 6. The writer resumed on the new primary once it was promoted.
     let new_port = port_of(c, &new)?;
     writer.point_at(Some(new_port));
-    let resumed = Instant::now();
+    let resumed = done.promoted_at;
     poll("acknowledged writes on the new primary", timeout, || {
         Ok((writer.acknowledged_on(new_port, resumed) >= 20).then_some(()))
     })?;

@@ -8,7 +8,7 @@ use super::container;
 use super::live::{self, NodeStatus};
 use super::standby::{promote, repoint};
 use super::sync::{narrowed_sync_names, prove_sync_commit, set_sync_names};
-use crate::cluster::{Cluster, Secrets};
+use crate::cluster::{ms, Cluster, Secrets};
 use anyhow::{bail, Result};
 use cluster_config::live::{
     guaranteed, guaranteed_worst_case, Guarantee, LiveRole, Lsn, SyncState,
@@ -35,6 +35,11 @@ pub struct Request<'a> {
     /// guaranteed to hold every acknowledged commit.
     pub allow_data_loss: bool,
     pub timeout: Duration,
+    /// Called with the new primary's name once it accepts writes, while
+    /// the other standbys are still being re-pointed (the drill's writer
+    /// moves over then: its first commits wait for a standby, not for the
+    /// rest of the failover).
+    pub on_promoted: Option<&'a (dyn Fn(&str) + Sync)>,
 }
 
 /// The standby to promote and why.
@@ -52,6 +57,8 @@ pub struct Done {
     pub choice: Choice,
     pub timeline: u32,
     pub promoted_at: Instant,
+    /// Reading every node's state and choosing, fencing, promoting.
+    pub steps_ms: [u64; 3],
     pub repoint: Duration,
     pub sync_names: String,
     pub sync_commit_ms: Option<u64>,
@@ -162,13 +169,19 @@ pub fn choose(c: &Cluster, req: &Request) -> Result<Choice> {
 /// The whole failover: the failed primary is fenced first, so it cannot
 /// take a write if it returns.
 pub fn run(c: &Cluster, secrets: &Secrets, req: &Request) -> Result<Done> {
+    let t0 = Instant::now();
     let choice = choose(c, req)?;
+    let t1 = Instant::now();
     for node in &req.fence {
         container::fence(c, node)?;
     }
+    let t2 = Instant::now();
     say!("promoting {}: {}", choice.node, choice.why);
     let timeline = promote(c, &choice.node, req.timeout)?;
     let promoted_at = Instant::now();
+    if let Some(hook) = req.on_promoted {
+        hook(&choice.node);
+    }
     let started = Instant::now();
     let others: Vec<String> = c
         .topology()
@@ -177,9 +190,27 @@ pub fn run(c: &Cluster, secrets: &Secrets, req: &Request) -> Result<Done> {
         .map(|n| n.name().to_string())
         .filter(|n| *n != choice.node && !req.down.contains(n))
         .collect();
-    for s in &others {
-        repoint(c, s, &choice.node, secrets, req.timeout)
-            .map_err(|e| e.context(format!("re-pointing {s} to {}", choice.node)))?;
+    // Side by side: each standby's walreceiver restarts on its own. A dry
+    // run keeps the plan in order.
+    let results: Vec<Result<()>> = if c.runner.dry_run() {
+        others
+            .iter()
+            .map(|s| repoint(c, s, &choice.node, secrets, req.timeout))
+            .collect()
+    } else {
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = others
+                .iter()
+                .map(|s| scope.spawn(|| repoint(c, s, &choice.node, secrets, req.timeout)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|_| Err(anyhow::anyhow!("re-pointing panicked"))))
+                .collect()
+        })
+    };
+    for (s, r) in others.iter().zip(results) {
+        r.map_err(|e| e.context(format!("re-pointing {s} to {}", choice.node)))?;
     }
     let repoint = started.elapsed();
     let names = narrowed_sync_names(c, &choice.node)?;
@@ -198,6 +229,7 @@ pub fn run(c: &Cluster, secrets: &Secrets, req: &Request) -> Result<Done> {
         choice,
         timeline,
         promoted_at,
+        steps_ms: [ms(t1 - t0), ms(t2 - t1), ms(promoted_at - t2)],
         repoint,
         sync_names: names,
         sync_commit_ms,

@@ -148,12 +148,13 @@ pub fn connected(c: &Cluster, primary: &str) -> Result<Vec<String>> {
 pub fn find_primary(c: &Cluster) -> Result<Option<String>> {
     let mut writable = Vec::new();
     for n in &c.topology().nodes {
-        if c.is_running(n.name())?
-            && c.sql(n.name(), "SELECT pg_is_in_recovery()")
-                .ok()
-                .as_deref()
-                == Some("f")
-        {
+        const Q: &str = "SELECT pg_is_in_recovery()";
+        let answer = match c.try_direct(n.name(), Q) {
+            Some(a) => a.ok(),
+            None if c.is_running(n.name())? => c.sql(n.name(), Q).ok(),
+            None => None,
+        };
+        if answer.as_deref() == Some("f") {
             writable.push(n.name().to_string());
         }
     }
@@ -180,19 +181,18 @@ pub fn collect(c: &Cluster) -> Result<Vec<NodeStatus>> {
     let mut rows = Vec::new();
     for n in &t.nodes {
         let mut row = NodeStatus::down(n.name());
-        let probe = if c.is_running(n.name())? {
-            c.sql(
-                n.name(),
-                "SELECT pg_is_in_recovery(), \
+        // A direct connection answers in milliseconds; only a node it
+        // cannot reach costs the container lookups.
+        let probe = match c.try_direct(n.name(), PROBE) {
+            Some(answer) => answer.ok(),
+            None if c.is_running(n.name())? => c.sql(n.name(), PROBE).ok(),
+            None => None,
+        };
+        const PROBE: &str = "SELECT pg_is_in_recovery(), \
                  CASE WHEN pg_is_in_recovery() THEN (SELECT timeline_id FROM pg_control_checkpoint())::text \
                       ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int::text END, \
                  CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_current_wal_lsn() END, pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn(), \
-                 (SELECT status || ',' || coalesce(sender_host, '') || ',' || received_tli FROM pg_stat_wal_receiver)",
-            )
-            .ok()
-        } else {
-            None
-        };
+                 (SELECT status || ',' || coalesce(sender_host, '') || ',' || received_tli FROM pg_stat_wal_receiver)";
         if let Some(line) = probe {
             let f: Vec<&str> = line.split('|').collect();
             if f.len() == 6 {

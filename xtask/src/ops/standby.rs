@@ -4,7 +4,7 @@
 //! `standby.signal` in place.
 
 use super::container;
-use super::container::one_off;
+use super::container::one_off_as;
 use super::live::{is_streaming, timeline};
 use crate::cluster::{literal, poll, Cluster, Secrets};
 use anyhow::{bail, Result};
@@ -78,77 +78,65 @@ pub fn rejoin(
     if primary == node {
         bail!("{node} is the primary; only a standby or a failed node can rejoin");
     }
-    r.run(&c.compose().args(["stop", node]))?;
-    // A fenced former primary carries standby.signal (so that a restart is
-    // read-only) and the fence marker: it still needs pg_rewind.
-    let fenced = container::data_has(c, node, container::FENCE_MARKER)?;
-    let was_standby = !fenced && container::data_has(c, node, "standby.signal")?;
-    let mut how = "re-pointed".to_string();
-    if !was_standby {
-        // A killed server leaves postmaster.pid naming PID 1, which in the
-        // one-off container is pg_rewind itself: PostgreSQL would take the
-        // lock as live. The node's container is stopped, so it is stale.
-        if c.is_running(node)? {
-            bail!("{node} is still running; it must be down to be rewound");
-        }
-        // pg_rewind's crash recovery runs a single-user server, which refuses
-        // standby mode: the fence's standby.signal goes until it is done.
-        r.run(&one_off(c, node, "rm").args([
-            "-f",
-            &format!("{PGDATA}/postmaster.pid"),
-            &format!("{PGDATA}/standby.signal"),
-            &format!("{PGDATA}/{}", container::FENCE_MARKER),
-        ]))?;
-        // pg_rewind reads the source's timeline from its control file, which
-        // a freshly promoted server updates only at its next checkpoint.
-        c.sql_mut(primary, "CHECKPOINT")?;
-        let source = format!(
-            "host={primary} port=5432 user={} dbname={}",
-            render::conninfo_value(t.database.owner.get_ref().as_str()),
-            render::conninfo_value(t.database.name.get_ref().as_str())
-        );
-        let rewind = r.run(
-            &c.compose()
-                .args(["run", "--rm", "--no-deps", "-T", "-e", "PGPASSWORD", "-u"])
-                .arg(crate::docker::run_as_user().unwrap_or_else(|| "postgres".into()))
-                .args(["--entrypoint", "pg_rewind", node, "-D", PGDATA])
-                // Its crash-recovery step must run with the node's real settings
-                // (wal_log_hints), not the data folder's default postgresql.conf.
-                .arg(format!(
-                    "--config-file={}/postgresql.conf",
-                    render::CONF_DIR
-                ))
-                .arg(format!("--source-server={source}"))
-                .secret_env("PGPASSWORD", &secrets.owner),
-        );
-        match rewind {
-            Ok(out) => {
-                how = if out.stdout.contains("no rewind required") {
-                    "pg_rewind (no rewind required)"
-                } else {
-                    "pg_rewind"
-                }
-                .to_string();
-            }
-            Err(e) => {
-                say!("{node}: pg_rewind failed ({e:#}); re-cloning");
-                crate::ops::clone::reclone_from(c, node, primary, timeout)?;
-                return Ok("re-cloned (pg_rewind failed)".into());
-            }
-        }
+    let id = container::id_of(c, node)?;
+    if c.is_running(node)? {
+        // The server's own fast shutdown (the container's stop signal),
+        // with the grace period Compose gives it.
+        r.run(&c.docker.cmd().args(["stop", "-t", "60", &id]))?;
     }
     if t.replication.slots {
         c.sql_mut(primary, &create_slot_sql(&n.slot_name()))?;
     }
-    // pg_rewind copied the new primary's postgresql.auto.conf: replace it.
+    // pg_rewind reads the source's timeline from its control file, which
+    // a freshly promoted server updates only at its next checkpoint.
+    c.sql_mut(primary, "CHECKPOINT")?;
+    let source = format!(
+        "host={primary} port=5432 user={} dbname={}",
+        render::conninfo_value(t.database.owner.get_ref().as_str()),
+        render::conninfo_value(t.database.name.get_ref().as_str())
+    );
     let settings = render::standby_settings(t, n, primary, Some(secrets.replication.expose()));
-    r.run(
-        &one_off(c, node, "tee")
-            .arg(format!("{PGDATA}/postgresql.auto.conf"))
+    let out = r.run_unchecked(
+        &one_off_as(c, node, "sh", None, &["PGPASSWORD"])
+            .args(["-c", REJOIN_SCRIPT, "pgrepl-rejoin", PGDATA, container::FENCE_MARKER])
+            // Its crash-recovery step must run with the node's real settings
+            // (wal_log_hints), not the data folder's default postgresql.conf.
+            .arg(format!("--config-file={}/postgresql.conf", render::CONF_DIR))
+            .arg(format!("--source-server={source}"))
+            .secret_env("PGPASSWORD", &secrets.owner)
             .stdin(settings),
     )?;
-    r.run(&one_off(c, node, "touch").arg(format!("{PGDATA}/standby.signal")))?;
-    r.run(&c.compose().args(["up", "-d", "--no-deps", node]))?;
+    let said = |m: &str| out.stdout.lines().any(|l| l.trim() == m);
+    let how = if said("pgrepl:rewind-failed") {
+        say!(
+            "{node}: pg_rewind failed ({}); re-cloning",
+            out.stdout
+                .lines()
+                .filter(|l| !l.starts_with("pgrepl:"))
+                .collect::<Vec<_>>()
+                .join(" ")
+                .trim()
+        );
+        crate::ops::clone::reclone_from(c, node, primary, timeout)?;
+        return Ok("re-cloned (pg_rewind failed)".into());
+    } else if said("pgrepl:standby") {
+        "re-pointed"
+    } else if said("pgrepl:rewind") {
+        if out.stdout.contains("no rewind required") {
+            "pg_rewind (no rewind required)"
+        } else {
+            "pg_rewind"
+        }
+    } else if r.dry_run() {
+        "planned"
+    } else {
+        bail!(
+            "{node}: preparing the data folder to rejoin failed: {}{}",
+            out.stdout.trim(),
+            out.stderr.trim()
+        );
+    };
+    r.run(&c.docker.cmd().args(["start", &id]))?;
     let followed = c.wait_ready(node, timeout).and_then(|_| {
         poll(
             &format!("{node} to stream from {primary}"),
@@ -166,8 +154,38 @@ pub fn rejoin(
         bail!("{node} came back writable; stop it at once");
     }
     ensure_read_only(c, node)?;
-    Ok(how)
+    Ok(how.to_string())
 }
+
+/// Prepares a stopped node's data folder to follow a new primary, in one
+/// container: a fenced former primary (or any node without
+/// `standby.signal`) is rewound with pg_rewind; then the standby settings
+/// (standard input) and `standby.signal` are put in place. Fixed text: the
+/// data folder and fence marker come as arguments, pg_rewind's options
+/// after them, the password in PGPASSWORD.
+///
+/// pg_rewind's crash recovery runs a single-user server, which refuses
+/// standby mode: `standby.signal` goes while it runs, and comes back (with
+/// the fence marker) if it fails, so the node stays read-only. A killed
+/// server leaves postmaster.pid naming PID 1, which in this container is
+/// the shell itself: PostgreSQL would take the lock as live, and the node
+/// is stopped, so it is stale.
+const REJOIN_SCRIPT: &str = r#"set -eu
+data="$1"; fence="$2"; shift 2
+mode=rewind
+if [ ! -e "$data/$fence" ] && [ -e "$data/standby.signal" ]; then mode=standby; fi
+if [ "$mode" = rewind ]; then
+  rm -f "$data/postmaster.pid" "$data/standby.signal" "$data/$fence"
+  if ! pg_rewind -D "$data" "$@" 2>&1; then
+    touch "$data/standby.signal" "$data/$fence"
+    echo "pgrepl:rewind-failed"
+    exit 0
+  fi
+fi
+cat > "$data/postgresql.auto.conf"
+touch "$data/standby.signal"
+echo "pgrepl:$mode"
+"#;
 
 /// Fails unless `node` refuses a write (a schema change, rolled back).
 pub fn ensure_read_only(c: &Cluster, node: &str) -> Result<()> {
