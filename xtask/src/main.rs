@@ -7,6 +7,7 @@
 mod out;
 
 mod basebackup;
+mod bench;
 mod catalogue;
 mod cluster;
 mod docker;
@@ -61,6 +62,7 @@ pub enum Command {
     FailoverDrill(drill::DrillArgs),
     Status(status::StatusArgs),
     Down(down::DownArgs),
+    Bench(bench::BenchArgs),
 }
 
 fn main() {
@@ -99,6 +101,9 @@ fn main() {
         }
         Command::Status(args) => {
             runner::for_flags(false).and_then(|r| status::run(&args, r.as_ref()))
+        }
+        Command::Bench(args) => {
+            runner::for_flags(false).and_then(|r| bench::run(&args, r.as_ref()))
         }
         Command::Down(args) => {
             runner::for_flags(args.dry_run).and_then(|r| down::run(&args, r.as_ref()))

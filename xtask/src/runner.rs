@@ -235,7 +235,11 @@ impl Runner for Real {
                 ..Output::default()
             });
         }
+        let started = std::time::Instant::now();
         let out = c.output().with_context(|| format!("starting `{cmd}`"))?;
+        if self.verbose {
+            eprintln!("  ({} ms, exit {})", started.elapsed().as_millis(), out.status.code().unwrap_or(-1));
+        }
         Ok(Output {
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&out.stderr).into_owned(),

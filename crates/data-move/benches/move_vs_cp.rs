@@ -1,40 +1,11 @@
 //! Throughput of the data move against `cp -a` of the same folder on the
 //! same disk. Prints figures; asserts nothing about speed.
 //!
-//! `cargo bench -p data-move` (PGREPL_BENCH_MIB sets the size, default 1024).
+//! `cargo bench -p data-move` (PGREPL_BENCH_MIB sets the size, default 1024);
+//! `cargo xtask bench move` prints the same comparison as a table.
 
-use std::fs;
-use std::io::Write;
 use std::path::Path;
 use std::time::Instant;
-
-/// A data-folder-like tree: mostly 1 GiB split into 8 MiB relation segments
-/// and 16 MiB WAL files, plus many small catalog files.
-fn make_tree(root: &Path, mib: u64) {
-    let chunk = vec![0x5au8; 1 << 20];
-    let mut written = 0u64;
-    let mut i = 0;
-    while written < mib {
-        let (dir, size) = if i % 4 == 3 {
-            ("pg_wal", 16)
-        } else {
-            ("base/16384", 8)
-        };
-        let p = root.join(dir).join(format!("{}", 16384 + i));
-        fs::create_dir_all(p.parent().unwrap()).unwrap();
-        let mut f = fs::File::create(&p).unwrap();
-        for _ in 0..size.min(mib - written) {
-            f.write_all(&chunk).unwrap();
-        }
-        written += size;
-        i += 1;
-    }
-    for j in 0..1000 {
-        let p = root.join("base/1").join(format!("{}", 1000 + j));
-        fs::create_dir_all(p.parent().unwrap()).unwrap();
-        fs::write(p, vec![1u8; 8192]).unwrap();
-    }
-}
 
 fn main() {
     let mib: u64 = std::env::var("PGREPL_BENCH_MIB")
@@ -44,8 +15,8 @@ fn main() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/bench-move");
     let _ = data_move::remove_all(&dir);
     let (src, dest, cp_dest) = (dir.join("backup"), dir.join("data"), dir.join("cp-copy"));
-    make_tree(&src, mib);
-    make_tree(&dest, 16);
+    data_move::sample_tree(&src, mib).unwrap();
+    data_move::sample_tree(&dest, 16).unwrap();
     let (files, bytes) = data_move::totals(&src).unwrap();
     println!("tree: {files} files, {:.0} MiB", bytes as f64 / 1048576.0);
 
@@ -65,7 +36,7 @@ fn main() {
     println!("cp -a:          {cp:7.2}s  {:7.0} MiB/s", mb / cp);
     println!("cp -a + sync:   {cp_sync:7.2}s  {:7.0} MiB/s", mb / cp_sync);
     println!(
-        "data-move:      {ours:7.2}s  {:7.0} MiB/s  (fsyncs every file and verifies totals)",
+        "data-move:      {ours:7.2}s  {:7.0} MiB/s  (syncs every file and folder, verifies totals)",
         mb / ours
     );
     println!(

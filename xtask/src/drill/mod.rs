@@ -117,6 +117,11 @@ pub struct DrillReport {
 }
 
 pub fn run(args: &DrillArgs, runner: &dyn Runner) -> Result<()> {
+    execute(args, runner).map(|_| ())
+}
+
+/// The drill, with its report (the failover bench reads it).
+pub fn execute(args: &DrillArgs, runner: &dyn Runner) -> Result<DrillReport> {
     if args.no_rejoin && args.rounds > 1 {
         bail!("--no-rejoin leaves a node down, so a second round would start from an unhealthy cluster: use one round");
     }
@@ -209,7 +214,7 @@ pub fn run(args: &DrillArgs, runner: &dyn Runner) -> Result<()> {
     if !args.no_rejoin && !report.healthy {
         bail!("the cluster is not healthy after the drill (see the table above)");
     }
-    Ok(())
+    Ok(report)
 }
 
 fn print_round(r: &RoundReport) {

@@ -2,11 +2,9 @@
 //! (setup), and the verified, resumable re-clone through a node's backup
 //! folder (basebackup, and the fallback of every rejoin).
 
-use super::container::one_off;
 use super::live as status;
 use crate::cluster::{poll, Cluster};
 use crate::project;
-use crate::runner::Cmd;
 use anyhow::{bail, Context, Result};
 use cluster_config::live::Lsn;
 use cluster_config::render::{self, BACKUP_DIR, PGDATA};
@@ -16,44 +14,6 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 pub const CLONE_MARKER: &str = ".pgrepl-clone-in-progress";
-
-/// `pg_basebackup` of `primary` into `target` (a container path), run in a
-/// one-off container of `node`'s service, its progress shown live. WAL is
-/// streamed, the checkpoint fast; the password goes in the environment.
-pub fn clone_cmd(
-    c: &Cluster,
-    node: &str,
-    primary: &str,
-    target: &str,
-    password: &crate::runner::Secret,
-) -> Cmd {
-    c.compose()
-        .args(["run", "--rm", "--no-deps", "-T", "-e", "PGPASSWORD", "-u"])
-        .arg(crate::docker::run_as_user().unwrap_or_else(|| "postgres".into()))
-        .args([
-            "--entrypoint",
-            "pg_basebackup",
-            node,
-            "-h",
-            primary,
-            "-p",
-            "5432",
-            "-U",
-        ])
-        .arg(c.topology().replication.user.get_ref().as_str())
-        .args([
-            "-D",
-            target,
-            "-X",
-            "stream",
-            "-c",
-            "fast",
-            "--no-password",
-            "-P",
-        ])
-        .secret_env("PGPASSWORD", password)
-        .streaming()
-}
 
 /// What the clone step does inside one container, so that a standby costs
 /// one container start, not seven. Fixed text: every value (paths, host,
@@ -128,6 +88,18 @@ pub fn clone_standby(
     }
     Ok(())
 }
+
+/// The re-clone's copy in one container: pg_basebackup into the backup
+/// folder, pg_verifybackup against its manifest, then the standby settings
+/// (standard input) and standby.signal. Fixed text; the target folder and
+/// pg_basebackup's options arrive as arguments, the password in PGPASSWORD.
+const BACKUP_SCRIPT: &str = r#"set -eu
+target="$1"; shift
+pg_basebackup -D "$target" "$@"
+pg_verifybackup -q "$target"
+cat >> "$target/postgresql.auto.conf"
+touch "$target/standby.signal"
+"#;
 
 /// Name of the copy inside a backup folder, and of its label beside it.
 pub const BASE: &str = "base";
@@ -243,23 +215,24 @@ pub fn reclone(
             let target = format!("{BACKUP_DIR}/{BASE}");
             say!("{node}: pg_basebackup from {primary} into its backup folder");
             let password = c.secrets()?.replication;
-            r.run(&crate::ops::clone::clone_cmd(
-                c, node, primary, &target, &password,
-            ))?;
-            r.run(&one_off(c, node, "pg_verifybackup").args(["-q", &target]))
-                .context("pg_verifybackup rejected the backup")?;
             let settings = render::standby_settings(
                 c.topology(),
                 c.node(node)?,
                 primary,
                 Some(password.expose()),
             );
+            // One container: the copy (progress shown), its verification
+            // against the backup manifest, the standby settings (stdin).
             r.run(
-                &one_off(c, node, "tee")
-                    .args(["-a", &format!("{target}/postgresql.auto.conf")])
-                    .stdin(settings),
-            )?;
-            r.run(&one_off(c, node, "touch").arg(format!("{target}/standby.signal")))?;
+                &super::container::one_off_as(c, node, "sh", None, &["PGPASSWORD"])
+                    .args(["-c", BACKUP_SCRIPT, "pgrepl-backup", &target, "-h", primary, "-p", "5432", "-U"])
+                    .arg(c.topology().replication.user.get_ref().as_str())
+                    .args(["-X", "stream", "-c", "fast", "--no-password", "-P"])
+                    .secret_env("PGPASSWORD", &password)
+                    .stdin(settings)
+                    .streaming(),
+            )
+            .context("pg_basebackup or pg_verifybackup failed; the data folder is untouched")?;
             if !r.dry_run() {
                 let l = Label {
                     node: node.to_string(),
@@ -273,7 +246,8 @@ pub fn reclone(
             );
         }
     }
-    r.run(&c.compose().args(["stop", node]))?;
+    let id = super::container::id_of(c, node)?;
+    r.run(&c.docker.cmd().args(["stop", "-t", "60", &id]))?;
     if r.dry_run() {
         say!(
             "[dry-run] replace {} with {}",
@@ -293,7 +267,7 @@ pub fn reclone(
         std::fs::remove_file(&label_path)?;
         datamove::remove_all(&base)?;
     }
-    r.run(&c.compose().args(["up", "-d", "--no-deps", node]))?;
+    r.run(&c.docker.cmd().args(["start", &id]))?;
     if r.dry_run() {
         return Ok(());
     }
@@ -323,10 +297,9 @@ pub fn move_with_progress(src: &Path, dest: &Path) -> Result<datamove::Stats> {
         )
         .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
-    let stats = datamove::replace_dir(
+    let stats = datamove::replace_dir_consuming(
         src,
         dest,
-        None,
         &mut |files, total_files, bytes, total_bytes| {
             bar.set_length(total_bytes);
             bar.set_position(bytes);
