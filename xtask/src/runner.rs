@@ -205,11 +205,7 @@ impl Runner for Real {
         if let Some(d) = &cmd.cwd {
             sh.change_dir(d);
         }
-        let mut c = sh
-            .cmd(&cmd.program)
-            .args(&cmd.args)
-            .quiet()
-            .ignore_status();
+        let mut c = sh.cmd(&cmd.program).args(&cmd.args).quiet().ignore_status();
         let has_secret = cmd.stdin.is_some()
             || cmd
                 .env
@@ -238,7 +234,11 @@ impl Runner for Real {
         let started = std::time::Instant::now();
         let out = c.output().with_context(|| format!("starting `{cmd}`"))?;
         if self.verbose {
-            eprintln!("  ({} ms, exit {})", started.elapsed().as_millis(), out.status.code().unwrap_or(-1));
+            eprintln!(
+                "  ({} ms, exit {})",
+                started.elapsed().as_millis(),
+                out.status.code().unwrap_or(-1)
+            );
         }
         Ok(Output {
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),

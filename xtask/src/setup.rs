@@ -206,7 +206,10 @@ pub fn run(args: &SetupArgs, mode: Mode, runner: &dyn Runner) -> Result<()> {
             clone(name)?;
         }
     } else {
-        say!("cloning {} from {primary_name} side by side", to_clone.join(", "));
+        say!(
+            "cloning {} from {primary_name} side by side",
+            to_clone.join(", ")
+        );
         let results: Vec<Result<()>> = std::thread::scope(|scope| {
             let handles: Vec<_> = to_clone
                 .iter()
@@ -227,7 +230,11 @@ pub fn run(args: &SetupArgs, mode: Mode, runner: &dyn Runner) -> Result<()> {
         }
     }
     if !to_clone.is_empty() {
-        runner.run(&c.compose().args(["up", "-d", "--no-deps"]).args(to_clone.iter().copied()))?;
+        runner.run(
+            &c.compose()
+                .args(["up", "-d", "--no-deps"])
+                .args(to_clone.iter().copied()),
+        )?;
         for name in &to_clone {
             c.wait_ready(name, timeout)?;
         }

@@ -170,7 +170,11 @@ fn same_file_system(a: &Path, b: &Path) -> bool {
     #[cfg(unix)]
     {
         use std::os::unix::fs::MetadataExt;
-        let b = if b.exists() { b.to_path_buf() } else { b.parent().map(Path::to_path_buf).unwrap_or_default() };
+        let b = if b.exists() {
+            b.to_path_buf()
+        } else {
+            b.parent().map(Path::to_path_buf).unwrap_or_default()
+        };
         match (fs::metadata(a), fs::metadata(&b)) {
             (Ok(x), Ok(y)) => x.dev() == y.dev(),
             _ => false,
@@ -309,7 +313,12 @@ fn copy_tree(
             while !handles.iter().all(|h| h.is_finished()) {
                 if count {
                     let f = done_files.load(Ordering::SeqCst);
-                    progress(f, total_files, done_bytes.load(Ordering::SeqCst), total_bytes);
+                    progress(
+                        f,
+                        total_files,
+                        done_bytes.load(Ordering::SeqCst),
+                        total_bytes,
+                    );
                     if crash == Some(Crash::MidCopy) && f * 2 >= total_files {
                         stop.store(true, Ordering::SeqCst);
                     }
@@ -443,7 +452,11 @@ pub fn sample_tree(root: &Path, mib: u64) -> Result<()> {
     let mut written = 0u64;
     let mut i = 0;
     while written < mib {
-        let (dir, size) = if i % 4 == 3 { ("pg_wal", 16) } else { ("base/16384", 8) };
+        let (dir, size) = if i % 4 == 3 {
+            ("pg_wal", 16)
+        } else {
+            ("base/16384", 8)
+        };
         let p = root.join(dir).join(format!("{}", 16384 + i));
         fs::create_dir_all(root.join(dir))?;
         let mut f = fs::File::create(&p).with_context(|| format!("writing {}", p.display()))?;
@@ -455,7 +468,10 @@ pub fn sample_tree(root: &Path, mib: u64) -> Result<()> {
     }
     fs::create_dir_all(root.join("base/1"))?;
     for j in 0..1000 {
-        fs::write(root.join("base/1").join(format!("{}", 1000 + j)), vec![1u8; 8192])?;
+        fs::write(
+            root.join("base/1").join(format!("{}", 1000 + j)),
+            vec![1u8; 8192],
+        )?;
     }
     Ok(())
 }

@@ -22,7 +22,12 @@ pub fn bench(args: &BenchArgs, runner: &dyn Runner) -> Result<Table> {
 
     let t = Instant::now();
     runner
-        .run(&Cmd::new("cp").args(["-a"]).arg(src.to_string_lossy()).arg(cp_dest.to_string_lossy()))
+        .run(
+            &Cmd::new("cp")
+                .args(["-a"])
+                .arg(src.to_string_lossy())
+                .arg(cp_dest.to_string_lossy()),
+        )
         .context("cp -a (the baseline) failed")?;
     let cp = t.elapsed();
     sync(runner)?;

@@ -13,7 +13,10 @@ use std::path::Path;
 pub fn bench(topologies: &[&Path], args: &BenchArgs, runner: &dyn Runner) -> Result<Table> {
     let mut table = Table::new(
         "failover",
-        &format!("Failover under synchronous write load, {} crash rounds per topology", args.rounds),
+        &format!(
+            "Failover under synchronous write load, {} crash rounds per topology",
+            args.rounds
+        ),
         &[
             "standbys",
             "rounds",
@@ -42,7 +45,10 @@ pub fn bench(topologies: &[&Path], args: &BenchArgs, runner: &dyn Runner) -> Res
             runner,
         )?;
         if report.lost_total > 0 {
-            bail!("the drill lost {} acknowledged commit(s)", report.lost_total);
+            bail!(
+                "the drill lost {} acknowledged commit(s)",
+                report.lost_total
+            );
         }
         let r = &report.rounds;
         let standbys = report.final_status.len().saturating_sub(1);
@@ -50,7 +56,11 @@ pub fn bench(topologies: &[&Path], args: &BenchArgs, runner: &dyn Runner) -> Res
         let mut how: Vec<String> = r
             .iter()
             .filter_map(|x| x.rejoined_by.as_ref())
-            .map(|h| h.split_once(": ").map(|(_, w)| w.to_string()).unwrap_or(h.clone()))
+            .map(|h| {
+                h.split_once(": ")
+                    .map(|(_, w)| w.to_string())
+                    .unwrap_or(h.clone())
+            })
             .collect();
         how.sort();
         how.dedup();

@@ -17,7 +17,10 @@ pub fn commit(topology: &Path, args: &BenchArgs, runner: &dyn Runner) -> Result<
     pgbench_init(&c, &primary, None)?;
     let mut results: Vec<(&str, Pgbench)> = Vec::new();
     for level in LEVELS {
-        say!("commit: pgbench on {primary}, synchronous_commit = {level}, {} s", args.seconds);
+        say!(
+            "commit: pgbench on {primary}, synchronous_commit = {level}, {} s",
+            args.seconds
+        );
         let p = pgbench(
             &c,
             &primary,
@@ -37,7 +40,13 @@ pub fn commit(topology: &Path, args: &BenchArgs, runner: &dyn Runner) -> Result<
             "The price of synchronous commit: pgbench (TPC-B-like, 4 clients, {} s) on {primary}",
             args.seconds
         ),
-        &["synchronous_commit", "TPS", "latency avg", "TPS vs local", "latency vs local"],
+        &[
+            "synchronous_commit",
+            "TPS",
+            "latency avg",
+            "TPS vs local",
+            "latency vs local",
+        ],
     );
     for (level, p) in &results {
         table.row(vec![

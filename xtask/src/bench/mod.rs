@@ -274,7 +274,10 @@ fn bench_topology_text(standbys: usize, port_base: u16) -> Result<(String, Strin
     let mut names = Vec::new();
     for (i, n) in list.iter_mut().enumerate() {
         let t = n.as_table_mut().context("a [[node]] is not a table")?;
-        t.insert("port".into(), toml::Value::Integer(i64::from(port_base) + i as i64));
+        t.insert(
+            "port".into(),
+            toml::Value::Integer(i64::from(port_base) + i as i64),
+        );
         names.push(format!(
             "\"{}\"",
             t.get("name").and_then(|n| n.as_str()).unwrap_or_default()
@@ -401,7 +404,16 @@ fn pgbench_init(c: &Cluster, primary: &str, scale: Option<u32>) -> Result<()> {
     c.runner.run(
         &c.docker
             .cmd()
-            .args(["exec", &id, "pgbench", "-i", "-q", "-s", &scale.to_string(), "-U"])
+            .args([
+                "exec",
+                &id,
+                "pgbench",
+                "-i",
+                "-q",
+                "-s",
+                &scale.to_string(),
+                "-U",
+            ])
             .arg(t.database.owner.get_ref().as_str())
             .arg(t.database.name.get_ref().as_str()),
     )?;

@@ -45,8 +45,19 @@ pub fn bench(topology: &Path, args: &BenchArgs, runner: &dyn Runner) -> Result<T
             .args(["run", "--rm", "--volumes-from", &id, "--network"])
             .arg(network(&c))
             .args(["--label"])
-            .arg(format!("{}={}", cluster_config::compose::LABEL_CLUSTER, c.name()))
-            .args(["-e", "PGPASSWORD", "-u", &user, "--entrypoint", "pg_basebackup"])
+            .arg(format!(
+                "{}={}",
+                cluster_config::compose::LABEL_CLUSTER,
+                c.name()
+            ))
+            .args([
+                "-e",
+                "PGPASSWORD",
+                "-u",
+                &user,
+                "--entrypoint",
+                "pg_basebackup",
+            ])
             .arg(&image)
             .args(["-h", &primary, "-p", "5432", "-U"])
             .arg(t.replication.user.get_ref().as_str())
@@ -71,7 +82,10 @@ pub fn bench(topology: &Path, args: &BenchArgs, runner: &dyn Runner) -> Result<T
     let gib = size as f64 / 1073741824.0;
     let mut table = Table::new(
         "reclone",
-        &format!("Re-clone of {node} from a {gib:.2} GiB database (pgbench scale {})", args.scale),
+        &format!(
+            "Re-clone of {node} from a {gib:.2} GiB database (pgbench scale {})",
+            args.scale
+        ),
         &["method", "time", "vs raw pg_basebackup"],
     );
     table.row(vec![

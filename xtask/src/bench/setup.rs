@@ -19,7 +19,11 @@ pub fn bench(topology: &Path, runner: &dyn Runner) -> Result<Table> {
     let c = Cluster::open(topology, runner)?;
     let t = c.topology();
     let image = crate::docker::image_for(&t.cluster.image);
-    let primary = t.initial_primary().context("no primary")?.name().to_string();
+    let primary = t
+        .initial_primary()
+        .context("no primary")?
+        .name()
+        .to_string();
     let standbys: Vec<String> = t
         .nodes
         .iter()
@@ -36,8 +40,19 @@ pub fn bench(topology: &Path, runner: &dyn Runner) -> Result<Table> {
     let out = runner.run(
         &c.docker
             .cmd()
-            .args(["run", "-d", "--label", &label, "-e", "POSTGRES_PASSWORD", "-e"])
-            .arg(format!("POSTGRES_USER={}", t.database.owner.get_ref().as_str()))
+            .args([
+                "run",
+                "-d",
+                "--label",
+                &label,
+                "-e",
+                "POSTGRES_PASSWORD",
+                "-e",
+            ])
+            .arg(format!(
+                "POSTGRES_USER={}",
+                t.database.owner.get_ref().as_str()
+            ))
             .arg(&image)
             .secret_env("POSTGRES_PASSWORD", &pw),
     )?;
@@ -65,11 +80,26 @@ pub fn bench(topology: &Path, runner: &dyn Runner) -> Result<Table> {
                     .cmd()
                     .args(["run", "--rm", "--label", &label, "--network"])
                     .arg(network(&c))
-                    .args(["-e", "PGPASSWORD", "-u", "postgres", "--entrypoint", "pg_basebackup"])
+                    .args([
+                        "-e",
+                        "PGPASSWORD",
+                        "-u",
+                        "postgres",
+                        "--entrypoint",
+                        "pg_basebackup",
+                    ])
                     .arg(&image)
                     .args(["-h", &primary, "-p", "5432", "-U"])
                     .arg(t.replication.user.get_ref().as_str())
-                    .args(["-D", "/tmp/clone", "-X", "stream", "-c", "fast", "--no-password"])
+                    .args([
+                        "-D",
+                        "/tmp/clone",
+                        "-X",
+                        "stream",
+                        "-c",
+                        "fast",
+                        "--no-password",
+                    ])
                     .secret_env("PGPASSWORD", &secrets.replication),
             )
             .with_context(|| format!("the raw pg_basebackup for {s}"))?;
@@ -114,12 +144,24 @@ pub fn bench(topology: &Path, runner: &dyn Runner) -> Result<Table> {
         "".into(),
     ]);
     for (s, d) in &clones {
-        table.row(vec![format!("part: pg_basebackup for {s} (plain docker run)"), secs(*d), "".into()]);
+        table.row(vec![
+            format!("part: pg_basebackup for {s} (plain docker run)"),
+            secs(*d),
+            "".into(),
+        ]);
     }
     for (s, d) in &starts {
-        table.row(vec![format!("part: {s} start until streaming"), secs(*d), "".into()]);
+        table.row(vec![
+            format!("part: {s} start until streaming"),
+            secs(*d),
+            "".into(),
+        ]);
     }
-    table.row(vec!["sum of parts (one after another)".into(), secs(parts), "1.00x".into()]);
+    table.row(vec![
+        "sum of parts (one after another)".into(),
+        secs(parts),
+        "1.00x".into(),
+    ]);
     table.note(
         "Target: setup-sync at most 1.3x the sum of its parts. setup-sync also renders and writes the files, \
          creates the network, gives the mounts to the server's user, creates the replication role and \

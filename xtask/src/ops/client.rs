@@ -96,7 +96,12 @@ impl Direct {
 
     /// Runs `statements` one after another on `node`, as `psql -A -t`
     /// would print their rows: columns joined by `|`, NULL as empty.
-    pub fn run(&self, node: &str, statements: Vec<String>, deadline: Duration) -> Result<String, Miss> {
+    pub fn run(
+        &self,
+        node: &str,
+        statements: Vec<String>,
+        deadline: Duration,
+    ) -> Result<String, Miss> {
         let slot = self.nodes.get(node).ok_or(Miss::Unreachable)?;
         if slot.refused.load(Ordering::SeqCst) {
             return Err(Miss::Unreachable);
@@ -104,16 +109,19 @@ impl Direct {
         let cached = slot.client.lock().unwrap_or_else(|e| e.into_inner()).take();
         // A cached connection may be to a server that has restarted since:
         // one round trip tells (bounded, for a frozen server).
-        let cached = cached.and_then(|mut c| {
-            c.is_valid(Duration::from_millis(500)).ok().map(|_| c)
-        });
+        let cached =
+            cached.and_then(|mut c| c.is_valid(Duration::from_millis(500)).ok().map(|_| c));
         let client = match cached {
             Some(c) => c,
             None => self.connect(slot)?,
         };
         // Session settings (SET, BEGIN) must not outlive this call.
         let keep = !statements.iter().any(|s| {
-            let head = s.trim_start().split_whitespace().next().unwrap_or("").to_ascii_uppercase();
+            let head = s
+                .split_whitespace()
+                .next()
+                .unwrap_or("")
+                .to_ascii_uppercase();
             matches!(head.as_str(), "SET" | "RESET" | "BEGIN" | "START")
         });
         let (tx, rx) = std::sync::mpsc::channel();
@@ -154,7 +162,9 @@ impl Direct {
                 }
                 Err(Miss::Failed(anyhow::anyhow!(
                     "{}",
-                    e.as_db_error().map(|d| d.to_string()).unwrap_or_else(|| e.to_string())
+                    e.as_db_error()
+                        .map(|d| d.to_string())
+                        .unwrap_or_else(|| e.to_string())
                 )))
             }
             Err(_) => Err(Miss::Failed(anyhow::anyhow!(
@@ -246,8 +256,14 @@ mod tests {
     #[test]
     fn statements_split_outside_quotes_and_comments() {
         assert_eq!(
-            split_statements("ALTER SYSTEM SET primary_conninfo = 'a=1; b=''x;y''';\nSELECT pg_reload_conf();\n").unwrap(),
-            vec!["ALTER SYSTEM SET primary_conninfo = 'a=1; b=''x;y'''", "SELECT pg_reload_conf()"]
+            split_statements(
+                "ALTER SYSTEM SET primary_conninfo = 'a=1; b=''x;y''';\nSELECT pg_reload_conf();\n"
+            )
+            .unwrap(),
+            vec![
+                "ALTER SYSTEM SET primary_conninfo = 'a=1; b=''x;y'''",
+                "SELECT pg_reload_conf()"
+            ]
         );
         assert_eq!(
             split_statements("SELECT \"a;b\" -- c;d\nFROM t").unwrap(),

@@ -73,7 +73,10 @@ pub fn clone_standby(
         );
     }
     if !out.success {
-        bail!("cloning {node} from {primary} failed: {}", out.stderr.trim());
+        bail!(
+            "cloning {node} from {primary} failed: {}",
+            out.stderr.trim()
+        );
     }
     if said("pgrepl:standby-present") {
         say!("{node}: data folder holds a standby; starting it");
@@ -225,7 +228,17 @@ pub fn reclone(
             // against the backup manifest, the standby settings (stdin).
             r.run(
                 &super::container::one_off_as(c, node, "sh", None, &["PGPASSWORD"])
-                    .args(["-c", BACKUP_SCRIPT, "pgrepl-backup", &target, "-h", primary, "-p", "5432", "-U"])
+                    .args([
+                        "-c",
+                        BACKUP_SCRIPT,
+                        "pgrepl-backup",
+                        &target,
+                        "-h",
+                        primary,
+                        "-p",
+                        "5432",
+                        "-U",
+                    ])
                     .arg(c.topology().replication.user.get_ref().as_str())
                     .args(["-X", "stream", "-c", "fast", "--no-password", "-P"])
                     .secret_env("PGPASSWORD", &password)
@@ -254,6 +267,11 @@ pub fn reclone(
             project::display(&data),
             project::display(&base)
         );
+    } else if label.is_some() && !base.exists() && !datamove::staging_paths(&data).0.exists() {
+        // A run killed after the verified backup was renamed into place
+        // and before its label went: the move is done.
+        say!("{node}: the verified backup was already moved into its data folder");
+        std::fs::remove_file(&label_path)?;
     } else {
         let stats = move_with_progress(&base, &data)?;
         say!(

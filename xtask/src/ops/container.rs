@@ -22,13 +22,7 @@ pub fn one_off(c: &Cluster, node: &str, program: &str) -> Cmd {
 /// of it: the same mounts and network as `compose run`, without Compose's
 /// start-up cost (about half a second) on every step. Before that, `compose
 /// run` of the node's service.
-pub fn one_off_as(
-    c: &Cluster,
-    node: &str,
-    program: &str,
-    user: Option<&str>,
-    env: &[&str],
-) -> Cmd {
+pub fn one_off_as(c: &Cluster, node: &str, program: &str, user: Option<&str>, env: &[&str]) -> Cmd {
     let user = user
         .map(str::to_string)
         .or_else(crate::docker::run_as_user)
@@ -41,7 +35,11 @@ pub fn one_off_as(
             .args(["run", "--rm", "-i", "--volumes-from", &id, "--network"])
             .arg(network(c))
             .arg("--label")
-            .arg(format!("{}={}", cluster_config::compose::LABEL_CLUSTER, c.name()))
+            .arg(format!(
+                "{}={}",
+                cluster_config::compose::LABEL_CLUSTER,
+                c.name()
+            ))
             .args(env_args)
             .args(["-u", &user, "--entrypoint", program])
             .arg(crate::docker::image_for(&c.topology().cluster.image)),

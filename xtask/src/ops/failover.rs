@@ -205,7 +205,10 @@ pub fn run(c: &Cluster, secrets: &Secrets, req: &Request) -> Result<Done> {
                 .collect();
             handles
                 .into_iter()
-                .map(|h| h.join().unwrap_or_else(|_| Err(anyhow::anyhow!("re-pointing panicked"))))
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Err(anyhow::anyhow!("re-pointing panicked")))
+                })
                 .collect()
         })
     };

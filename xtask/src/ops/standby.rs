@@ -98,10 +98,19 @@ pub fn rejoin(
     let settings = render::standby_settings(t, n, primary, Some(secrets.replication.expose()));
     let out = r.run_unchecked(
         &one_off_as(c, node, "sh", None, &["PGPASSWORD"])
-            .args(["-c", REJOIN_SCRIPT, "pgrepl-rejoin", PGDATA, container::FENCE_MARKER])
+            .args([
+                "-c",
+                REJOIN_SCRIPT,
+                "pgrepl-rejoin",
+                PGDATA,
+                container::FENCE_MARKER,
+            ])
             // Its crash-recovery step must run with the node's real settings
             // (wal_log_hints), not the data folder's default postgresql.conf.
-            .arg(format!("--config-file={}/postgresql.conf", render::CONF_DIR))
+            .arg(format!(
+                "--config-file={}/postgresql.conf",
+                render::CONF_DIR
+            ))
             .arg(format!("--source-server={source}"))
             .secret_env("PGPASSWORD", &secrets.owner)
             .stdin(settings),
