@@ -7,10 +7,11 @@ use crate::runner::Runner;
 use anyhow::Result;
 use clap::Args;
 
-/// Build a PostgreSQL 15 image from Debian packages (debootstrap) and load it into Docker.
+/// Build a PostgreSQL 15 image from Debian packages and load it into Docker.
 ///
-/// Needs root (debootstrap) and the `debootstrap` program. The Debian mirror
-/// comes from --mirror, else from this machine's apt sources.
+/// As root with debootstrap; as another user with mmdebstrap in unshare
+/// mode (user namespaces, a subordinate id range). The Debian mirror comes
+/// from --mirror, else from this machine's apt sources.
 #[derive(Debug, Args)]
 pub struct ImageArgs {
     /// Image name and tag to create

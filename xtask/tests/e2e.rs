@@ -531,6 +531,85 @@ fn runs_as_a_non_root_user_in_the_docker_group() {
     assert!(r.out.contains("data folder replaced"), "{}", r.out);
     let r = xtask_as(Some(user), &["status", "-t", &t]);
     assert_eq!(r.code, 0, "{}", r.out);
+
+    // The image, built by this user without root (mmdebstrap in unshare
+    // mode), under a tag of this run's own, then run.
+    let tag = format!("pgrepl/e2e-rootless-{}:15", run_id());
+    let _image = RemoveImage(tag.clone());
+    let r = xtask_as(Some(user), &["image", "--tag", &tag]);
+    assert_eq!(r.code, 0, "{}", r.out);
+    assert!(r.out.contains("mmdebstrap"), "{}", r.out);
+    let id = duct::cmd!(
+        "docker",
+        "run",
+        "-d",
+        "--label",
+        format!("io.pgrepl.cluster={}", cl("nonroot")),
+        "-e",
+        "POSTGRES_PASSWORD=e2e",
+        &tag
+    )
+    .read()
+    .unwrap();
+    let _container = RemoveContainer(id.trim().to_string());
+    wait_for(
+        "the rootless image's server to accept connections",
+        Duration::from_secs(60),
+        || {
+            duct::cmd!(
+                "docker",
+                "exec",
+                id.trim(),
+                "pg_isready",
+                "-q",
+                "-h",
+                "127.0.0.1"
+            )
+            .stderr_null()
+            .unchecked()
+            .run()
+            .is_ok_and(|o| o.status.success())
+        },
+    );
+    let version = duct::cmd!(
+        "docker",
+        "exec",
+        id.trim(),
+        "psql",
+        "-U",
+        "postgres",
+        "-Atc",
+        "SHOW server_version"
+    )
+    .read()
+    .unwrap();
+    assert!(version.starts_with("15."), "{version}");
+}
+
+/// Removes an image this test built, whatever happens.
+struct RemoveImage(String);
+
+impl Drop for RemoveImage {
+    fn drop(&mut self) {
+        let _ = duct::cmd!("docker", "image", "rm", "-f", &self.0)
+            .stdout_null()
+            .stderr_null()
+            .unchecked()
+            .run();
+    }
+}
+
+/// Removes a container this test started, whatever happens.
+struct RemoveContainer(String);
+
+impl Drop for RemoveContainer {
+    fn drop(&mut self) {
+        let _ = duct::cmd!("docker", "rm", "-f", "-v", &self.0)
+            .stdout_null()
+            .stderr_null()
+            .unchecked()
+            .run();
+    }
 }
 
 /// Runs a drill and returns its JSON report.

@@ -59,6 +59,16 @@ pub fn replace_dir(
     crash: Option<Crash>,
     progress: &mut dyn FnMut(u64, u64, u64, u64),
 ) -> Result<Stats> {
+    replace(src, dest, crash, progress, true)
+}
+
+fn replace(
+    src: &Path,
+    dest: &Path,
+    crash: Option<Crash>,
+    progress: &mut dyn FnMut(u64, u64, u64, u64),
+    remove_old: bool,
+) -> Result<Stats> {
     let started = Instant::now();
     let (new, old) = staging_paths(dest);
     let mut stats = Stats::default();
@@ -118,7 +128,7 @@ pub fn replace_dir(
             dest.display()
         );
     }
-    if old.exists() {
+    if old.exists() && remove_old {
         remove_all(&old).with_context(|| format!("removing the old data {}", old.display()))?;
     }
     let marker = dest.join(COMPLETE_MARKER);
@@ -135,6 +145,10 @@ pub fn replace_dir(
 /// nothing is copied; the swap then goes exactly as in [`replace_dir`],
 /// and a re-run after a crash finishes it the same way. On another file
 /// system it is copied.
+///
+/// The old folder is left set aside (`staging_paths(dest).1`, removed by
+/// the caller or by the next move, as the state table says) so that the
+/// caller can bring the new data into service first.
 pub fn replace_dir_consuming(
     src: &Path,
     dest: &Path,
@@ -149,7 +163,7 @@ pub fn replace_dir_consuming(
         if fs::rename(src, &new).is_ok() {
             sync_parent(src);
             sync_parent(&new);
-            let mut stats = replace_dir(src, dest, None, progress)?;
+            let mut stats = replace(src, dest, None, progress, false)?;
             progress(files, files, bytes, bytes);
             stats.files = files;
             stats.bytes = bytes;
@@ -160,7 +174,7 @@ pub fn replace_dir_consuming(
         // Windows share): the marker goes, and the copy below starts clean.
         fs::remove_file(src.join(COMPLETE_MARKER))?;
     }
-    replace_dir(src, dest, None, progress)
+    replace(src, dest, None, progress, false)
 }
 
 /// Whether two paths (the second's parent when it does not exist yet) are
@@ -622,7 +636,8 @@ mod tests {
         fs::rename(&src, &new).unwrap();
         replace_dir_consuming(&src, &dest, &mut nothing).unwrap();
         assert_eq!(read(&dest, "base/1/2619"), "newer-stats");
-        assert!(!new.exists() && !old.exists());
+        // The old data stays set aside for the caller to remove.
+        assert!(!new.exists() && old.join("PG_VERSION").exists());
         remove_all(&d).unwrap();
     }
 

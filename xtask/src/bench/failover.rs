@@ -40,6 +40,15 @@ pub fn bench(topologies: &[&Path], args: &BenchArgs, runner: &dyn Runner) -> Res
                 no_rejoin: false,
                 report: None,
                 warmup: 3.0,
+                plot: args.plot.as_ref().map(|dir| {
+                    dir.join(format!(
+                        "failover-{}.svg",
+                        topology
+                            .file_stem()
+                            .and_then(|s| s.to_str())
+                            .unwrap_or("bench")
+                    ))
+                }),
                 timeout: 120,
             },
             runner,

@@ -64,6 +64,9 @@ pub struct BenchArgs {
     /// Seconds per pgbench run
     #[arg(long, default_value_t = 10)]
     pub seconds: u32,
+    /// Draw the failover rounds into this folder (failover-bench-N.svg)
+    #[arg(long, value_name = "DIR")]
+    pub plot: Option<PathBuf>,
     /// Leave the bench clusters running at the end
     #[arg(long)]
     pub keep: bool,
@@ -147,6 +150,9 @@ pub fn run(args: &BenchArgs, runner: &dyn Runner) -> Result<()> {
         say!("{}", t.render());
         tables.push(t);
     };
+    if let Some(dir) = &args.plot {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
     let three = bench_topology(2, args.port_base)?;
     let result = (|| -> Result<()> {
         if wants(Which::Move) {

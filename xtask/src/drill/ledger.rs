@@ -92,6 +92,7 @@ mod tests {
             outcome,
             at: Instant::now(),
             port: 1,
+            latency: std::time::Duration::from_millis(2),
         }
     }
 

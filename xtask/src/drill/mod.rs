@@ -15,6 +15,7 @@
 
 pub mod fault;
 pub mod ledger;
+pub mod plot;
 pub mod writer;
 
 use crate::cluster::{ms, poll, Cluster, Secrets, INTERRUPTED};
@@ -57,6 +58,10 @@ pub struct DrillArgs {
     /// Seconds of writes before the fault
     #[arg(long, default_value_t = 3.0)]
     pub warmup: f64,
+    /// Draw each round (commits per 100 ms, commit latency, the failover's
+    /// steps marked) into this SVG file
+    #[arg(long, value_name = "FILE.svg")]
+    pub plot: Option<PathBuf>,
     /// How long to wait for each step, in seconds
     #[arg(long, default_value_t = 120)]
     pub timeout: u64,
@@ -100,6 +105,10 @@ pub struct RoundReport {
     pub synchronous_standby_names: String,
     /// Nodes accepting writes at the end of the round.
     pub writable_nodes: Vec<String>,
+    /// Every write attempt and the failover's steps, in ms from the fault
+    /// (for `--plot`; not in the JSON report).
+    #[serde(skip)]
+    pub timeline: plot::Timeline,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -176,6 +185,10 @@ pub fn execute(args: &DrillArgs, runner: &dyn Runner) -> Result<DrillReport> {
         rounds,
         final_status,
     };
+    if let Some(path) = &args.plot {
+        plot::draw(path, &report)?;
+        say!("plot written to {}", path.display());
+    }
     if let Some(path) = &args.report {
         std::fs::write(path, serde_json::to_string_pretty(&report)?)
             .with_context(|| format!("writing {}", path.display()))?;
@@ -462,6 +475,23 @@ fn drill_round(
         .min()
         .context("no acknowledged write on the new primary")?;
     report.rto_ms = ms(first_new - crashed_at);
+    let rel = |t: Instant| {
+        t.saturating_duration_since(crashed_at).as_secs_f64() * 1000.0
+            - crashed_at.saturating_duration_since(t).as_secs_f64() * 1000.0
+    };
+    report.timeline = plot::Timeline {
+        writes: events
+            .iter()
+            .map(|e| plot::Write {
+                at_ms: rel(e.at),
+                latency_ms: e.latency.as_secs_f64() * 1000.0,
+                acknowledged: e.outcome == Outcome::Acknowledged,
+            })
+            .collect(),
+        promoted_ms: rel(done.promoted_at),
+        repointed_ms: rel(done.promoted_at + done.repoint),
+        first_write_ms: rel(first_new),
+    };
 
     // 7. The accounts.
     let present = ledger::present_ids(c, &new, run_id, round)?;

@@ -34,6 +34,8 @@ pub struct Event {
     pub outcome: Outcome,
     pub at: Instant,
     pub port: u16,
+    /// From sending the INSERT to its answer (or error).
+    pub latency: Duration,
 }
 
 pub struct Writer {
@@ -74,6 +76,7 @@ impl Writer {
                 };
                 next_id += 1;
                 warned.store(false, Ordering::SeqCst);
+                let sent = Instant::now();
                 let result = client.execute(
                     "INSERT INTO pgrepl_drill_writes (run, round, id, at) VALUES ($1, $2, $3, clock_timestamp())",
                     &[&run, &round, &next_id],
@@ -91,6 +94,7 @@ impl Writer {
                     outcome,
                     at: Instant::now(),
                     port,
+                    latency: sent.elapsed(),
                 });
             }
         });

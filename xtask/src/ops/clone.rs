@@ -289,6 +289,9 @@ pub fn reclone(
     if r.dry_run() {
         return Ok(());
     }
+    // The old data, set aside by the move, goes while the server starts.
+    let set_aside = datamove::staging_paths(&data).1;
+    let removal = std::thread::spawn(move || datamove::remove_all(&set_aside));
     c.wait_ready(node, timeout)?;
     let target_lsn = c.sql(primary, "SELECT pg_current_wal_lsn()")?;
     poll(
@@ -299,6 +302,10 @@ pub fn reclone(
             Ok(status::caught_up(c, primary, node, lsn)?.then_some(()))
         },
     )?;
+    removal
+        .join()
+        .map_err(|_| anyhow::anyhow!("removing the old data panicked"))?
+        .context("removing the old data folder, set aside by the move")?;
     say!(
         "{node}: streaming from {primary} and caught up ({:.1}s in all)",
         started.elapsed().as_secs_f64()

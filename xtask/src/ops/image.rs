@@ -73,7 +73,7 @@ pub fn ensure(docker: &Docker, runner: &dyn Runner, topology_image: &str) -> Res
         return Ok(DEFAULT_TAG.to_string());
     }
     say!("image {topology_image} is not in the Docker engine, and no registry is used: building the project's own {DEFAULT_TAG} from Debian packages");
-    if which::which("debootstrap").is_err() {
+    if is_root() && which::which("debootstrap").is_err() {
         install_debootstrap(runner)?;
     }
     build(
@@ -98,18 +98,37 @@ fn install_debootstrap(runner: &dyn Runner) -> Result<()> {
         (true, Some(apt)) => {
             say!("image: installing debootstrap (apt-get install debootstrap)");
             runner
-                .run(&Cmd::new(&apt).args(["install", "-y", "-q", "--no-install-recommends", "debootstrap"]).env("DEBIAN_FRONTEND", "noninteractive").streaming())
+                .run(
+                    &Cmd::new(&apt)
+                        .args([
+                            "install",
+                            "-y",
+                            "-q",
+                            "--no-install-recommends",
+                            "debootstrap",
+                        ])
+                        .env("DEBIAN_FRONTEND", "noninteractive")
+                        .streaming(),
+                )
                 .or_else(|_| {
                     runner.run(&Cmd::new(&apt).args(["update", "-q"]).streaming())?;
-                    runner.run(&Cmd::new(&apt).args(["install", "-y", "-q", "--no-install-recommends", "debootstrap"]).env("DEBIAN_FRONTEND", "noninteractive").streaming())
+                    runner.run(
+                        &Cmd::new(&apt)
+                            .args([
+                                "install",
+                                "-y",
+                                "-q",
+                                "--no-install-recommends",
+                                "debootstrap",
+                            ])
+                            .env("DEBIAN_FRONTEND", "noninteractive")
+                            .streaming(),
+                    )
                 })
                 .context("installing debootstrap")?;
             Ok(())
         }
-        _ => bail!(
-            "building the image needs root and debootstrap. Run once: \
-             `cargo build -p xtask && sudo target/debug/xtask image` (Debian: `sudo apt-get install debootstrap` first), then re-run."
-        ),
+        _ => bail!("{ROOTLESS_HINT}"),
     }
 }
 
@@ -173,9 +192,6 @@ pub fn build(args: &Spec, runner: &dyn Runner) -> Result<()> {
         say!("image {} is present (use --force to rebuild)", args.tag);
         return Ok(());
     }
-    let debootstrap = which::which("debootstrap").map_err(|_| {
-        anyhow::anyhow!("`debootstrap` was not found. Install it (Debian: apt-get install debootstrap) and run this as root.")
-    })?;
     let mirror = match &args.mirror {
         Some(m) => m.clone(),
         None => mirror_from_apt(Path::new("/etc/apt"), &args.suite).with_context(|| {
@@ -185,6 +201,12 @@ pub fn build(args: &Spec, runner: &dyn Runner) -> Result<()> {
             )
         })?,
     };
+    if !is_root() {
+        return build_rootless(args, &docker, &mirror, runner);
+    }
+    let debootstrap = which::which("debootstrap").map_err(|_| {
+        anyhow::anyhow!("`debootstrap` was not found. Install it (Debian: apt-get install debootstrap) and run this as root.")
+    })?;
     let work = project::root().join("target").join("pgrepl-image");
     let rootfs = work.join("rootfs");
     let tarball = work.join("rootfs.tar");
@@ -229,6 +251,29 @@ pub fn build(args: &Spec, runner: &dyn Runner) -> Result<()> {
             .arg(tarball.to_string_lossy())
             .arg("."),
     )?;
+    import(&docker, runner, &tarball, &args.tag, &args.suite)?;
+    if !runner.dry_run() {
+        unmount_all(runner, &work)?;
+        fs::remove_dir_all(&work).with_context(|| format!("removing {}", work.display()))?;
+    }
+    if runner.dry_run() {
+        say!("image: dry run, nothing changed");
+    } else {
+        say!("image: {} ready in {:.0?}", args.tag, started.elapsed());
+    }
+    Ok(())
+}
+
+/// `docker import` of a root file system tarball with the image's settings;
+/// the image the tag named before is removed when this tool built it and
+/// nothing else names it (no dangling image is left).
+fn import(
+    docker: &Docker,
+    runner: &dyn Runner,
+    tarball: &Path,
+    tag: &str,
+    suite: &str,
+) -> Result<()> {
     let changes = [
         "ENV PATH=/usr/lib/postgresql/15/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_string(),
         "ENV PGDATA=/var/lib/postgresql/data".into(),
@@ -236,18 +281,18 @@ pub fn build(args: &Spec, runner: &dyn Runner) -> Result<()> {
         "ENTRYPOINT [\"docker-entrypoint.sh\"]".into(),
         "CMD [\"postgres\"]".into(),
         "EXPOSE 5432".into(),
-        format!("LABEL {IMAGE_LABEL}=postgresql-15-{}", args.suite),
+        format!("LABEL {IMAGE_LABEL}=postgresql-15-{}", suite),
     ];
     let mut import = docker.cmd().arg("import");
     for c in &changes {
         import = import.args(["--change", c]);
     }
-    let previous = image_id(&docker, runner, &args.tag)?;
-    runner.run(&import.arg(tarball.to_string_lossy()).arg(&args.tag))?;
+    let previous = image_id(docker, runner, tag)?;
+    runner.run(&import.arg(tarball.to_string_lossy().into_owned()).arg(tag))?;
     // The tag moved to the new image: the one it named before is left
     // dangling unless removed (only an image this tool built).
     if let Some(old) = previous {
-        if image_id(&docker, runner, &args.tag)?.as_deref() != Some(old.as_str()) {
+        if image_id(docker, runner, tag)?.as_deref() != Some(old.as_str()) {
             let label = runner.run_unchecked(
                 &docker
                     .cmd()
@@ -261,21 +306,87 @@ pub fn build(args: &Spec, runner: &dyn Runner) -> Result<()> {
             let out = label.stdout.trim();
             if label.success && !out.starts_with('|') && out.ends_with("|0") {
                 runner.run(&docker.cmd().args(["image", "rm", &old]))?;
-                say!("image: removed the image {} used to name ({old})", args.tag);
+                say!("image: removed the image {} used to name ({old})", tag);
             }
         }
     }
-    if !runner.dry_run() {
-        unmount_all(runner, &work)?;
-        fs::remove_dir_all(&work).with_context(|| format!("removing {}", work.display()))?;
+    Ok(())
+}
+
+const ROOTLESS_HINT: &str = "building the image needs root (debootstrap) or, as another user, \
+    mmdebstrap in unshare mode with user namespaces and a subordinate id range (Debian: \
+    `sudo apt-get install mmdebstrap uidmap`; `/etc/subuid` and `/etc/subgid` list your user). \
+    Or run once: `cargo build -p xtask && sudo target/debug/xtask image`, then re-run.";
+
+/// Builds the image without root: mmdebstrap in unshare mode (a user
+/// namespace maps the build's root to this user's subordinate ids) writes
+/// the root file system straight into a tarball, with the image's own
+/// preparation done by its hooks. Nothing is mounted on the host, so
+/// nothing can be left mounted.
+fn build_rootless(args: &Spec, docker: &Docker, mirror: &str, runner: &dyn Runner) -> Result<()> {
+    let mmdebstrap = which::which("mmdebstrap").map_err(|_| anyhow::anyhow!("{ROOTLESS_HINT}"))?;
+    let unshare = runner.run_unchecked(
+        &Cmd::new("unshare")
+            .args(["--user", "--map-root-user", "true"])
+            .read_only(),
+    );
+    if !unshare.is_ok_and(|o| o.success) {
+        bail!("user namespaces are not available to this user. {ROOTLESS_HINT}");
     }
-    if runner.dry_run() {
-        say!("image: dry run, nothing changed");
-    } else {
+    // This user's own scratch space: the repository may belong to another.
+    let work = std::env::temp_dir().join(format!("pgrepl-image-{}", std::process::id()));
+    let tarball = work.join("rootfs.tar");
+    if !runner.dry_run() {
+        if work.exists() {
+            fs::remove_dir_all(&work).with_context(|| format!("removing {}", work.display()))?;
+        }
+        fs::create_dir_all(&work)?;
+    }
+    let started = std::time::Instant::now();
+    say!(
+        "image: mmdebstrap {} with postgresql-15, as this user (unshare mode)",
+        args.suite
+    );
+    let mut cmd = Cmd::new(&mmdebstrap).args([
+        "--mode=unshare",
+        "--variant=minbase",
+        "--include=postgresql-15,libnss-wrapper",
+        // mmdebstrap empties /run at the end; the socket folder made by the
+        // hooks must stay.
+        "--skip=cleanup/run",
+    ]);
+    for hook in ROOTLESS_HOOKS {
+        cmd = cmd.arg(format!("--customize-hook={hook}"));
+    }
+    runner
+        .run(
+            &cmd.arg(&args.suite)
+                .arg(tarball.to_string_lossy().into_owned())
+                .arg(mirror)
+                .env("PGREPL_ENTRYPOINT", ENTRYPOINT)
+                .streaming(),
+        )
+        .context("mmdebstrap failed")?;
+    let imported = import(docker, runner, &tarball, &args.tag, &args.suite);
+    if !runner.dry_run() {
+        let _ = fs::remove_dir_all(&work);
+    }
+    imported?;
+    if !runner.dry_run() {
         say!("image: {} ready in {:.0?}", args.tag, started.elapsed());
     }
     Ok(())
 }
+
+/// What `prepare_rootfs` does, as mmdebstrap hooks (run in the user
+/// namespace with the root file system as `$1`). Fixed text; the entrypoint
+/// arrives in PGREPL_ENTRYPOINT.
+const ROOTLESS_HOOKS: [&str; 4] = [
+    r#"rm -rf "$1/var/lib/postgresql/15" "$1/etc/postgresql/15" "$1/var/cache/apt/archives" "$1/var/lib/apt/lists" && mkdir -p "$1/docker-entrypoint-initdb.d" "$1/var/lib/postgresql/data" "$1/var/cache/apt/archives/partial" "$1/run/postgresql""#,
+    r#"printf '%s' "$PGREPL_ENTRYPOINT" > "$1/usr/local/bin/docker-entrypoint.sh" && chmod 0755 "$1/usr/local/bin/docker-entrypoint.sh" && test -s "$1/usr/local/bin/docker-entrypoint.sh""#,
+    r#"chroot "$1" chown postgres:postgres /var/lib/postgresql/data /run/postgresql && chmod 0700 "$1/var/lib/postgresql/data" && chmod 3777 "$1/run/postgresql""#,
+    r#"test -x "$1/usr/lib/postgresql/15/bin/postgres""#,
+];
 
 fn image_id(docker: &Docker, runner: &dyn Runner, tag: &str) -> Result<Option<String>> {
     let out = runner.run_unchecked(
