@@ -2,7 +2,7 @@
 //! (debootstrap of bookworm with postgresql-15) and loads it into the engine,
 //! with no registry involved.
 
-use crate::ops::image::{build, Spec, DEFAULT_TAG};
+use crate::ops::image::{build, Spec, DEFAULT_TAG, PATRONI_TAG};
 use crate::runner::Runner;
 use anyhow::Result;
 use clap::Args;
@@ -26,6 +26,10 @@ pub struct ImageArgs {
     /// Rebuild even when the image is present
     #[arg(long)]
     pub force: bool,
+    /// Also install Patroni and etcd (for `export --engine patroni` checks);
+    /// the tag then defaults to pgrepl/patroni:15
+    #[arg(long)]
+    pub patroni: bool,
     /// Print the commands instead of running them
     #[arg(long)]
     pub dry_run: bool,
@@ -34,10 +38,15 @@ pub struct ImageArgs {
 pub fn run(args: &ImageArgs, runner: &dyn Runner) -> Result<()> {
     build(
         &Spec {
-            tag: args.tag.clone(),
+            tag: if args.patroni && args.tag == DEFAULT_TAG {
+                PATRONI_TAG.to_string()
+            } else {
+                args.tag.clone()
+            },
             mirror: args.mirror.clone(),
             suite: args.suite.clone(),
             force: args.force,
+            patroni: args.patroni,
         },
         runner,
     )

@@ -13,6 +13,7 @@ mod cluster;
 mod docker;
 mod down;
 mod drill;
+mod export;
 mod failover;
 mod image;
 mod ops;
@@ -63,6 +64,7 @@ pub enum Command {
     Status(status::StatusArgs),
     Down(down::DownArgs),
     Bench(bench::BenchArgs),
+    Export(export::ExportArgs),
 }
 
 fn main() {
@@ -102,6 +104,7 @@ fn main() {
         Command::Status(args) => {
             runner::for_flags(false).and_then(|r| status::run(&args, r.as_ref()))
         }
+        Command::Export(args) => export::run(&args),
         Command::Bench(args) => {
             runner::for_flags(false).and_then(|r| bench::run(&args, r.as_ref()))
         }

@@ -34,6 +34,11 @@ fn interpolated(var: &str, default: &str) -> String {
     scalar(&format!("${{{var}:-{}}}", default.replace('$', "$$")))
 }
 
+/// A YAML double-quoted scalar in JSON string syntax (no Compose escaping).
+pub fn json_scalar(s: &str) -> String {
+    scalar(s)
+}
+
 fn scalar(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');

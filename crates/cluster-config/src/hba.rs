@@ -403,6 +403,17 @@ impl HbaFile {
     }
 }
 
+impl Token {
+    /// The token as pg_hba.conf spells it, quoted when it must be.
+    pub fn render_token(&self) -> String {
+        if self.quoted || needs_quotes(&self.text) {
+            format!("\"{}\"", self.text.replace('"', "\"\""))
+        } else {
+            self.text.clone()
+        }
+    }
+}
+
 /// Whether a token's text must be quoted to stay one token.
 fn needs_quotes(text: &str) -> bool {
     text.is_empty()

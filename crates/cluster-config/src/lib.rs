@@ -10,6 +10,7 @@ pub mod live;
 pub mod model;
 pub mod names;
 pub mod net;
+pub mod patroni;
 pub mod pgconf;
 pub mod render;
 pub mod settings;

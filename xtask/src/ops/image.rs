@@ -11,6 +11,8 @@ use std::path::{Path, PathBuf};
 
 /// Image name the tests and offline users run (set PGREPL_IMAGE to it).
 pub const DEFAULT_TAG: &str = "pgrepl/postgres:15";
+/// The project's image with Patroni and etcd (`image --patroni`).
+pub const PATRONI_TAG: &str = "pgrepl/patroni:15";
 /// Label carried by the image, so the tool can tell its own images apart.
 pub const IMAGE_LABEL: &str = "io.pgrepl.image";
 
@@ -27,6 +29,25 @@ pub struct Spec {
     pub suite: String,
     /// Rebuild even when the image is present.
     pub force: bool,
+    /// Also Patroni and etcd (Debian's `patroni` and `etcd-server`).
+    pub patroni: bool,
+}
+
+impl Spec {
+    /// debootstrap's / mmdebstrap's `--include`.
+    fn include(&self) -> String {
+        let mut p = vec!["postgresql-15", "libnss-wrapper"];
+        if self.patroni {
+            p.extend(["patroni", "etcd-server", "etcd-client"]);
+        }
+        format!("--include={}", p.join(","))
+    }
+
+    /// The image label's value: what the image holds.
+    fn flavour(&self) -> String {
+        let patroni = if self.patroni { "-patroni" } else { "" };
+        format!("postgresql-15{patroni}-{}", self.suite)
+    }
 }
 
 /// The image a cluster's Compose commands use, chosen without building
@@ -82,6 +103,7 @@ pub fn ensure(docker: &Docker, runner: &dyn Runner, topology_image: &str) -> Res
             mirror: None,
             suite: "bookworm".into(),
             force: false,
+            patroni: false,
         },
         runner,
     )?;
@@ -227,11 +249,7 @@ pub fn build(args: &Spec, runner: &dyn Runner) -> Result<()> {
     runner
         .run(
             &Cmd::new(&debootstrap)
-                .args([
-                    "--variant=minbase",
-                    "--include=postgresql-15,libnss-wrapper",
-                    &args.suite,
-                ])
+                .args(["--variant=minbase", &args.include(), &args.suite])
                 .arg(rootfs.to_string_lossy())
                 .arg(&mirror)
                 .streaming(),
@@ -251,7 +269,7 @@ pub fn build(args: &Spec, runner: &dyn Runner) -> Result<()> {
             .arg(tarball.to_string_lossy())
             .arg("."),
     )?;
-    import(&docker, runner, &tarball, &args.tag, &args.suite)?;
+    import(&docker, runner, &tarball, &args.tag, &args.flavour())?;
     if !runner.dry_run() {
         unmount_all(runner, &work)?;
         fs::remove_dir_all(&work).with_context(|| format!("removing {}", work.display()))?;
@@ -272,7 +290,7 @@ fn import(
     runner: &dyn Runner,
     tarball: &Path,
     tag: &str,
-    suite: &str,
+    flavour: &str,
 ) -> Result<()> {
     let changes = [
         "ENV PATH=/usr/lib/postgresql/15/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_string(),
@@ -281,7 +299,7 @@ fn import(
         "ENTRYPOINT [\"docker-entrypoint.sh\"]".into(),
         "CMD [\"postgres\"]".into(),
         "EXPOSE 5432".into(),
-        format!("LABEL {IMAGE_LABEL}=postgresql-15-{}", suite),
+        format!("LABEL {IMAGE_LABEL}={flavour}"),
     ];
     let mut import = docker.cmd().arg("import");
     for c in &changes {
@@ -350,7 +368,7 @@ fn build_rootless(args: &Spec, docker: &Docker, mirror: &str, runner: &dyn Runne
     let mut cmd = Cmd::new(&mmdebstrap).args([
         "--mode=unshare",
         "--variant=minbase",
-        "--include=postgresql-15,libnss-wrapper",
+        &args.include(),
         // mmdebstrap empties /run at the end; the socket folder made by the
         // hooks must stay.
         "--skip=cleanup/run",
@@ -367,7 +385,7 @@ fn build_rootless(args: &Spec, docker: &Docker, mirror: &str, runner: &dyn Runne
                 .streaming(),
         )
         .context("mmdebstrap failed")?;
-    let imported = import(docker, runner, &tarball, &args.tag, &args.suite);
+    let imported = import(docker, runner, &tarball, &args.tag, &args.flavour());
     if !runner.dry_run() {
         let _ = fs::remove_dir_all(&work);
     }

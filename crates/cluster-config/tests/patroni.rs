@@ -1,0 +1,231 @@
+//! The Patroni export: every rendered `patroni.yml` is read back (by the
+//! block-YAML reader below: mappings, sequences of scalars, JSON scalars,
+//! exactly what the renderer writes) and checked against the topology;
+//! what Patroni 3.0 cannot express is refused with the reason.
+
+mod common;
+
+use cluster_config::patroni::{self, Host};
+use common::{load, preset_text};
+use serde_json::{json, Map, Value};
+use std::collections::BTreeMap;
+
+/// Reads the block YAML the renderer writes into JSON values.
+fn read_yaml(text: &str) -> Value {
+    let lines: Vec<(usize, &str)> = text
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
+        .map(|l| (l.len() - l.trim_start().len(), l.trim_start()))
+        .collect();
+    let (v, used) = block(&lines, 0, 0);
+    assert_eq!(used, lines.len(), "unread lines from {:?}", lines.get(used));
+    v
+}
+
+fn scalar(s: &str) -> Value {
+    serde_json::from_str(s).unwrap_or_else(|e| panic!("`{s}` is not a JSON scalar: {e}"))
+}
+
+fn block(lines: &[(usize, &str)], mut i: usize, indent: usize) -> (Value, usize) {
+    if lines.get(i).is_some_and(|(_, l)| l.starts_with("- ")) {
+        let mut seq = Vec::new();
+        while let Some((ind, l)) = lines.get(i) {
+            if *ind != indent || !l.starts_with("- ") {
+                break;
+            }
+            let item = &l[2..];
+            match item.split_once(": ") {
+                Some((k, v)) if !item.starts_with('"') => {
+                    let mut m = Map::new();
+                    m.insert(k.to_string(), scalar(v));
+                    seq.push(Value::Object(m));
+                }
+                _ => seq.push(scalar(item)),
+            }
+            i += 1;
+        }
+        return (Value::Array(seq), i);
+    }
+    let mut map = Map::new();
+    while let Some((ind, l)) = lines.get(i) {
+        if *ind < indent {
+            break;
+        }
+        assert_eq!(*ind, indent, "unexpected indentation at `{l}`");
+        let (key, rest) = l
+            .split_once(':')
+            .unwrap_or_else(|| panic!("no key in `{l}`"));
+        let rest = rest.trim();
+        i += 1;
+        let value = if rest.is_empty() {
+            let next = lines.get(i).map(|(n, _)| *n).unwrap_or(0);
+            let (v, j) = block(lines, i, next);
+            i = j;
+            v
+        } else {
+            scalar(rest)
+        };
+        assert!(
+            map.insert(key.to_string(), value).is_none(),
+            "key {key} twice"
+        );
+    }
+    (Value::Object(map), i)
+}
+
+fn hosts(pairs: &[(&str, &str)]) -> BTreeMap<String, Host> {
+    pairs
+        .iter()
+        .map(|(n, h)| (n.to_string(), h.parse().unwrap()))
+        .collect()
+}
+
+fn three() -> BTreeMap<String, Host> {
+    hosts(&[
+        ("master-db", "10.0.0.1"),
+        ("slave1-db", "db2.example.internal"),
+        ("slave2-db", "10.0.0.3"),
+    ])
+}
+
+#[test]
+fn the_semi_sync_preset_exports_and_reads_back() {
+    let t = load("semi-sync.toml", &preset_text("semi-sync.toml")).topology;
+    let files = patroni::render(&t, &three()).unwrap();
+    assert_eq!(files.nodes.len(), 3);
+    assert_eq!(files.etcd.len(), 3);
+    for (name, yml) in &files.nodes {
+        let v = read_yaml(yml);
+        assert_eq!(v["scope"], json!("semi-sync"));
+        assert_eq!(v["name"], json!(name));
+        let dcs = &v["bootstrap"]["dcs"];
+        assert_eq!(dcs["synchronous_mode"], json!(true));
+        assert_eq!(dcs["synchronous_node_count"], json!(1));
+        assert_eq!(dcs["postgresql"]["use_pg_rewind"], json!(true));
+        assert_eq!(dcs["postgresql"]["use_slots"], json!(false));
+        let params = dcs["postgresql"]["parameters"].as_object().unwrap();
+        assert_eq!(params["wal_log_hints"], json!("on"));
+        assert_eq!(params["max_connections"], json!("100"));
+        assert!(!params.contains_key("synchronous_standby_names"));
+        assert!(!params.contains_key("listen_addresses"));
+        assert_eq!(v["tags"]["nosync"], json!(false), "every node is listed");
+        assert_eq!(
+            v["etcd3"]["hosts"],
+            json!([
+                "10.0.0.1:2379",
+                "db2.example.internal:2379",
+                "10.0.0.3:2379"
+            ])
+        );
+        assert_eq!(
+            v["postgresql"]["authentication"]["superuser"]["username"],
+            json!("dbuser")
+        );
+        assert!(v["postgresql"]["authentication"]["superuser"]
+            .get("password")
+            .is_none());
+        assert_eq!(v["postgresql"]["data_dir"], json!(patroni::DATA_DIR));
+        let hba: Vec<&str> = v["postgresql"]["pg_hba"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r.as_str().unwrap())
+            .collect();
+        assert!(
+            hba.contains(&"host replication replicator 10.0.0.1/32 scram-sha-256"),
+            "{hba:?}"
+        );
+        assert!(
+            hba.contains(&"host replication replicator db2.example.internal scram-sha-256"),
+            "{hba:?}"
+        );
+        // Every pg_hba line the export writes is one the project's parser accepts.
+        let parsed = cluster_config::hba::parse(&hba.join("\n"));
+        assert!(parsed.errors.is_empty(), "{:?}", parsed.errors);
+        assert_eq!(parsed.rules.len(), hba.len());
+    }
+    let slave1 = &files.nodes[1].1;
+    assert!(slave1.contains("connect_address: \"db2.example.internal:5432\""));
+    let etcd = &files.etcd[0].1;
+    assert!(etcd.contains(
+        "ETCD_INITIAL_CLUSTER=master-db=http://10.0.0.1:2380,slave1-db=http://db2.example.internal:2380,slave2-db=http://10.0.0.3:2380"
+    ));
+    assert!(files.warnings.iter().any(|w| w.contains("priority order")));
+}
+
+#[test]
+fn a_standby_left_out_of_the_list_is_nosync() {
+    let text = preset_text("semi-sync.toml").replace(
+        r#"'FIRST 1 ("slave1-db", "slave2-db", "master-db")'"#,
+        r#"'FIRST 1 ("slave1-db", "master-db")'"#,
+    );
+    let t = load("semi-sync.toml", &text).topology;
+    let files = patroni::render(&t, &three()).unwrap();
+    let tags: Vec<Value> = files
+        .nodes
+        .iter()
+        .map(|(_, y)| read_yaml(y)["tags"]["nosync"].clone())
+        .collect();
+    assert_eq!(tags, [json!(false), json!(false), json!(true)]);
+}
+
+#[test]
+fn what_patroni_cannot_express_is_refused_with_every_reason() {
+    let text = preset_text("semi-sync.toml").replace(
+        r#"'FIRST 1 ("slave1-db", "slave2-db", "master-db")'"#,
+        r#"'ANY 1 ("slave1-db", "slave2-db", "master-db")'"#,
+    );
+    let t = load("semi-sync.toml", &text).topology;
+    let mut h = three();
+    h.remove("slave2-db");
+    h.insert("ghost-db".into(), "10.0.0.9".parse().unwrap());
+    h.insert("slave1-db".into(), "10.0.0.1".parse().unwrap());
+    let errors = patroni::render(&t, &h).unwrap_err();
+    let all = errors.join("\n");
+    for want in [
+        "no quorum commit",
+        "node slave2-db has no host",
+        "--host ghost-db: the topology has no such node",
+        "are both on 10.0.0.1",
+    ] {
+        assert!(all.contains(want), "missing `{want}` in:\n{all}");
+    }
+}
+
+#[test]
+fn hosts_are_validated() {
+    for good in ["10.1.2.3", "::1", "db-1.example.com", "DB2"] {
+        assert!(good.parse::<Host>().is_ok(), "{good}");
+    }
+    for bad in [
+        "",
+        "-db",
+        "db_1",
+        "a b",
+        "x\n",
+        "db$1",
+        "a..b",
+        &"a".repeat(64),
+    ] {
+        assert!(bad.parse::<Host>().is_err(), "{bad:?} was accepted");
+    }
+}
+
+#[test]
+fn setting_values_with_yaml_syntax_come_back_exactly() {
+    let value = r#"%m [%p] #1: "x" - {y} $HOME \ '"#;
+    let text = preset_text("semi-sync.toml").replace(
+        "wal_keep_size = \"256MB\"",
+        &format!(
+            "wal_keep_size = \"256MB\"\nlog_line_prefix = {}",
+            toml::Value::from(value)
+        ),
+    );
+    let t = load("semi-sync.toml", &text).topology;
+    let files = patroni::render(&t, &three()).unwrap();
+    let v = read_yaml(&files.nodes[0].1);
+    assert_eq!(
+        v["bootstrap"]["dcs"]["postgresql"]["parameters"]["log_line_prefix"],
+        json!(value)
+    );
+}
