@@ -77,6 +77,9 @@ pub struct Cluster<'r> {
     pub compose_file: PathBuf,
     /// The state folder as the Compose file refers to it.
     pub state_ref: String,
+    /// The image the nodes' containers run, when it is not the topology's
+    /// (the Patroni engine's): one-off containers use it too.
+    pub node_image: Option<String>,
     /// Direct client connections for SQL, set up at the first statement
     /// once the secrets file exists (never in a dry run).
     direct: std::sync::OnceLock<Option<crate::ops::client::Direct>>,
@@ -105,6 +108,7 @@ impl<'r> Cluster<'r> {
             runner,
             compose_file,
             state_ref,
+            node_image: None,
             direct: std::sync::OnceLock::new(),
         })
     }
@@ -214,10 +218,29 @@ impl<'r> Cluster<'r> {
         }
     }
 
+    /// The same cluster, its Compose commands going to another file (the
+    /// Patroni engine's).
+    pub fn with_compose_file(mut self, file: PathBuf, image: &str) -> Self {
+        self.compose_file = file;
+        self.node_image = Some(image.to_string());
+        self
+    }
+
+    /// SQL through the container's psql in another database than the
+    /// topology's (one that may not exist yet).
+    pub fn sql_in(&self, node: &str, database: &str, sql: &str) -> Result<String> {
+        self.psql(node, database, sql, true)
+    }
+
     fn sql_cmd(&self, node: &str, sql: &str, mutating: bool) -> Result<String> {
         if let Some(answer) = self.try_direct(node, sql) {
             return answer;
         }
+        let db = self.topology().database.name.get_ref().as_str().to_string();
+        self.psql(node, &db, sql, mutating)
+    }
+
+    fn psql(&self, node: &str, database: &str, sql: &str, mutating: bool) -> Result<String> {
         let t = self.topology();
         // `docker exec` on the container found by label: the same as
         // `compose exec`, without Compose's start-up cost on every query.
@@ -243,7 +266,7 @@ impl<'r> Cluster<'r> {
                 "-U",
             ])
             .arg(t.database.owner.get_ref().as_str())
-            .args(["-d", t.database.name.get_ref().as_str()])
+            .args(["-d", database])
             .stdin(sql);
         if !mutating {
             cmd = cmd.read_only();

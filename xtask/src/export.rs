@@ -58,7 +58,7 @@ pub fn run(args: &ExportArgs) -> Result<()> {
             bail!("--host {node} is given twice");
         }
     }
-    let files = match patroni::render(t, &hosts) {
+    let files = match patroni::render(t, &patroni::Layout::hosts(t, hosts)) {
         Ok(f) => f,
         Err(errors) => bail!(
             "{} cannot be exported for Patroni; nothing was written:\n{}",

@@ -30,6 +30,12 @@ pub struct SetupArgs {
     /// How long to wait for each server or condition, in seconds
     #[arg(long, default_value_t = 180)]
     pub timeout: u64,
+    /// Who runs the cluster: this tool, or Patroni with etcd (same topology)
+    #[arg(long, value_enum, default_value_t)]
+    pub engine: crate::ops::patroni::Engine,
+    /// Patroni's DCS timings (--engine patroni)
+    #[arg(long, value_enum, default_value_t)]
+    pub patroni_timings: crate::ops::patroni::TimingsArg,
 }
 
 struct Phases(Vec<(&'static str, Duration)>, Instant);
@@ -54,6 +60,16 @@ pub fn run(args: &SetupArgs, mode: Mode, runner: &dyn Runner) -> Result<()> {
         .unwrap_or_else(|| project::root().join(default));
     let c = Cluster::open(&topo_path, runner)?;
     let timeout = Duration::from_secs(args.timeout);
+    if args.engine == crate::ops::patroni::Engine::Patroni {
+        if mode != Mode::Sync && c.topology().replication.mode == Mode::Sync {
+            bail!(
+                "{} has mode = \"Sync\"; use `cargo xtask setup-sync`",
+                c.loaded.path
+            );
+        }
+        let c = crate::ops::patroni::engine(c);
+        return crate::ops::patroni::setup(&c, runner, args.patroni_timings.timings(), timeout);
+    }
     let started = Instant::now();
     let mut phases = Phases(vec![], started);
     let t = c.topology().clone();

@@ -15,10 +15,33 @@ pub struct StatusArgs {
     /// Print JSON instead of a table
     #[arg(long)]
     pub json: bool,
+    /// Read the Patroni engine's members (leader, sync state, lag) from its REST API
+    #[arg(long, value_enum, default_value_t)]
+    pub engine: crate::ops::patroni::Engine,
 }
 
 pub fn run(args: &StatusArgs, runner: &dyn crate::runner::Runner) -> Result<()> {
     let c = Cluster::open(&args.topology.resolve(), runner)?;
+    if args.engine == crate::ops::patroni::Engine::Patroni {
+        use crate::ops::patroni::{members, problems, table};
+        let m = members(&c)?;
+        let mut p = problems(&c, &m);
+        if p.is_empty() {
+            p = crate::ops::patroni::streaming_problems(&c, &m)?;
+        }
+        if args.json {
+            say!("{}", serde_json::to_string_pretty(&m)?);
+        } else {
+            say_raw!("{}", table(&m));
+            for line in &p {
+                say!("problem: {line}");
+            }
+        }
+        if !p.is_empty() {
+            bail!("Patroni cluster {} is not healthy", c.name());
+        }
+        return Ok(());
+    }
     let rows = collect(&c)?;
     if args.json {
         say!("{}", serde_json::to_string_pretty(&rows)?);

@@ -1155,3 +1155,94 @@ fn patroni_export_passes_patroni_validate_config() {
     assert!(said.contains("ttl"), "a broken file passed: {said}");
     std::fs::remove_dir_all(&out).unwrap();
 }
+
+/// The same topology on Patroni: `setup-sync --engine patroni` brings up
+/// three etcd members and a leader with two streaming replicas (one
+/// synchronous); `status --engine patroni` shows them; one drill round
+/// crashes the leader and Patroni, not the tool, promotes; `down --purge`
+/// removes it all by label.
+#[test]
+fn patroni_engine_setup_status_drill_and_down() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !docker_or_skip("patroni_engine_setup_status_drill_and_down") {
+        return;
+    }
+    ok(&["image", "--patroni"]);
+    let name = cl("patroni");
+    let topo = topology("semi-sync.toml", &name, 55532, false);
+    let t = topo.to_string_lossy().into_owned();
+    let _down = Teardown {
+        topology: topo.clone(),
+        name: name.clone(),
+        user: None,
+    };
+    let out = ok(&["setup-sync", "--engine", "patroni", "-t", &t]);
+    assert!(out.contains("Patroni cluster up"), "{out}");
+
+    let r = xtask(&["status", "--engine", "patroni", "--json", "-t", &t]);
+    assert_eq!(r.code, 0, "{}", r.out);
+    let members: Value = serde_json::from_str(&r.out).unwrap();
+    let roles: Vec<&str> = members
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["role"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        roles.iter().filter(|r| **r == "leader").count(),
+        1,
+        "{roles:?}"
+    );
+    assert_eq!(
+        roles.iter().filter(|r| **r == "sync_standby").count(),
+        1,
+        "{roles:?}"
+    );
+    assert_eq!(roles.len(), 3, "{roles:?}");
+    // Every container, the etcd members included, carries the labels.
+    let ids = duct::cmd!(
+        "docker",
+        "ps",
+        "-q",
+        "--filter",
+        format!("label=io.pgrepl.cluster={name}"),
+        "--filter",
+        "label=io.pgrepl.engine=patroni"
+    )
+    .read()
+    .unwrap();
+    assert_eq!(ids.lines().count(), 6, "{ids}");
+
+    let report = drill(
+        &t,
+        &["--engine", "patroni", "--patroni-timings", "tightest"],
+    );
+    let round = &report["rounds"][0];
+    assert_eq!(round["engine"], "patroni", "{report}");
+    assert_eq!(round["lost"], 0, "{report}");
+    assert!(round["acknowledged"].as_u64().unwrap() >= 20, "{report}");
+    assert_ne!(round["promoted"], round["failed_primary"], "{report}");
+    assert_eq!(
+        round["writable_nodes"].as_array().unwrap().len(),
+        1,
+        "{report}"
+    );
+    // Patroni detects the crash itself: its RTO holds the leader key's
+    // expiry, seconds, where the tool's own failover takes well under one.
+    assert!(round["rto_ms"].as_u64().unwrap() >= 1000, "{report}");
+    let r = xtask(&["status", "--engine", "patroni", "-t", &t]);
+    assert_eq!(r.code, 0, "{}", r.out);
+
+    ok(&["down", "--purge", "-t", &t]);
+    let left = duct::cmd!(
+        "docker",
+        "ps",
+        "-aq",
+        "--filter",
+        format!("label=io.pgrepl.cluster={name}")
+    )
+    .read()
+    .unwrap();
+    assert!(left.trim().is_empty(), "containers left: {left}");
+    assert!(!root().join("state").join(&name).exists());
+}

@@ -85,7 +85,7 @@ pub fn location(cluster: &str, preset: bool) -> ComposeLocation {
 /// The Compose file's name inside a (non-preset) cluster's state folder.
 pub const COMPOSE_FILE: &str = "compose.yml";
 
-fn mount(state_ref: &str, storage: &Storage, target: &str) -> String {
+pub(crate) fn mount(state_ref: &str, storage: &Storage, target: &str) -> String {
     match storage {
         Storage::Bind(dir) => q(&format!("{state_ref}/{dir}:{target}")),
         Storage::Volume(v) => q(&format!("{v}:{target}")),

@@ -86,10 +86,75 @@ pub const REST_PORT: u16 = 8008;
 pub const ETCD_CLIENT_PORT: u16 = 2379;
 pub const ETCD_PEER_PORT: u16 = 2380;
 
+/// Patroni's DCS timings, in seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timings {
+    pub ttl: u32,
+    pub loop_wait: u32,
+    pub retry_timeout: u32,
+}
+
+impl Timings {
+    /// Patroni's defaults.
+    pub const DEFAULT: Timings = Timings {
+        ttl: 30,
+        loop_wait: 10,
+        retry_timeout: 10,
+    };
+    /// The tightest Patroni 3.0 accepts: its documented minimums (ttl 20,
+    /// loop_wait 1, retry_timeout 3), which keep loop_wait + 2 x
+    /// retry_timeout within ttl.
+    pub const TIGHTEST: Timings = Timings {
+        ttl: 20,
+        loop_wait: 1,
+        retry_timeout: 3,
+    };
+}
+
+/// Where everything runs.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    /// Each node's host, as the others and the clients reach it.
+    pub hosts: BTreeMap<String, Host>,
+    /// The etcd members: name and host.
+    pub etcd: Vec<(String, Host)>,
+    /// Where replication connections may come from (pg_hba addresses):
+    /// `None`, each node's host.
+    pub replication_from: Option<Vec<String>>,
+    pub timings: Timings,
+}
+
+impl Layout {
+    /// Nodes on their own machines, etcd on the first three of them.
+    pub fn hosts(t: &Topology, hosts: BTreeMap<String, Host>) -> Layout {
+        let etcd = t
+            .nodes
+            .iter()
+            .take(3)
+            .filter_map(|n| {
+                hosts
+                    .get(n.name())
+                    .map(|h| (n.name().to_string(), h.clone()))
+            })
+            .collect();
+        Layout {
+            hosts,
+            etcd,
+            replication_from: None,
+            timings: Timings::DEFAULT,
+        }
+    }
+}
+
+/// The etcd services of a Compose cluster.
+pub const ETCD_SERVICES: [&str; 3] = ["etcd1", "etcd2", "etcd3"];
+
 /// Renders the Patroni files for `t` with every node on its host. Errors
 /// (all of them) when the topology says what Patroni 3.0 cannot do, or a
 /// host is missing, unknown or shared.
-pub fn render(t: &Topology, hosts: &BTreeMap<String, Host>) -> Result<Files, Vec<String>> {
+pub fn render(t: &Topology, layout: &Layout) -> Result<Files, Vec<String>> {
+    let hosts = &layout.hosts;
+
     let mut errors = Vec::new();
     let mut warnings = Vec::new();
     let names: Vec<&str> = t.nodes.iter().map(|n| n.name()).collect();
@@ -151,16 +216,16 @@ pub fn render(t: &Topology, hosts: &BTreeMap<String, Host>) -> Result<Files, Vec
         return Err(errors);
     }
     let host = |n: &str| hosts[n].as_str().to_string();
-    let etcd_members: Vec<&str> = names.iter().take(3).copied().collect();
-    if etcd_members.len() < 3 {
+    if layout.etcd.len() < 3 {
         warnings.push(format!(
             "etcd runs on {} host(s): it survives the loss of a member only with three",
-            etcd_members.len()
+            layout.etcd.len()
         ));
     }
-    let etcd_hosts: Vec<String> = etcd_members
+    let etcd_hosts: Vec<String> = layout
+        .etcd
         .iter()
-        .map(|n| format!("{}:{ETCD_CLIENT_PORT}", host(n)))
+        .map(|(_, h)| format!("{h}:{ETCD_CLIENT_PORT}"))
         .collect();
     let owner = t.database.owner.get_ref().as_str();
     let repl_user = t.replication.user.get_ref().as_str();
@@ -169,8 +234,14 @@ pub fn render(t: &Topology, hosts: &BTreeMap<String, Host>) -> Result<Files, Vec
         "local all all trust".to_string(),
         "local replication all trust".to_string(),
     ];
-    for peer in &names {
-        let addr = host_cidr(&host(peer));
+    // Patroni checks its own server's timeline over a local replication
+    // connection (before a rewind): loopback is always allowed.
+    let mut from: Vec<String> = vec!["127.0.0.1/32".into(), "::1/128".into()];
+    match &layout.replication_from {
+        Some(list) => from.extend(list.iter().cloned()),
+        None => from.extend(names.iter().map(|peer| host_cidr(&host(peer)))),
+    }
+    for addr in from {
         hba.push(format!(
             "host replication {} {addr} {auth}",
             hba_word(repl_user)
@@ -212,9 +283,12 @@ pub fn render(t: &Topology, hosts: &BTreeMap<String, Host>) -> Result<Files, Vec
         }
         line(0, "bootstrap:");
         line(2, "dcs:");
-        line(4, "ttl: 30");
-        line(4, "loop_wait: 10");
-        line(4, "retry_timeout: 10");
+        line(4, &format!("ttl: {}", layout.timings.ttl));
+        line(4, &format!("loop_wait: {}", layout.timings.loop_wait));
+        line(
+            4,
+            &format!("retry_timeout: {}", layout.timings.retry_timeout),
+        );
         line(4, "maximum_lag_on_failover: 1048576");
         line(4, &format!("synchronous_mode: {}", sync_count > 0));
         if sync_count > 0 {
@@ -271,14 +345,15 @@ pub fn render(t: &Topology, hosts: &BTreeMap<String, Host>) -> Result<Files, Vec
         line(2, "clonefrom: false");
         nodes.push((name.to_string(), y));
     }
-    let cluster_list: Vec<String> = etcd_members
+    let cluster_list: Vec<String> = layout
+        .etcd
         .iter()
-        .map(|n| format!("{n}=http://{}:{ETCD_PEER_PORT}", host(n)))
+        .map(|(n, h)| format!("{n}=http://{h}:{ETCD_PEER_PORT}"))
         .collect();
-    let etcd = etcd_members
+    let etcd = layout
+        .etcd
         .iter()
-        .map(|n| {
-            let h = host(n);
+        .map(|(n, h)| {
             let env = format!(
                 "# etcd member {n} of cluster {}, for /etc/default/etcd (Debian's etcd-server).\n\
                  ETCD_NAME={n}\n\
@@ -315,4 +390,134 @@ fn host_cidr(h: &str) -> String {
 
 fn hba_word(user: &str) -> String {
     crate::hba::name(user).render_token()
+}
+
+/// Label telling which engine runs a cluster's containers.
+pub const LABEL_ENGINE: &str = "io.pgrepl.engine";
+
+/// The host port of a node's REST API in the Patroni engine: its
+/// PostgreSQL port + 1000, on 127.0.0.1.
+pub fn rest_port(pg_port: u16) -> u32 {
+    u32::from(pg_port) + 1000
+}
+
+/// The Compose file of the Patroni engine: three etcd members and one
+/// Patroni per node, in `image` (the project's Patroni image), with the
+/// same project name, network and labels as the tool's own engine.
+/// `state_ref` is the state folder relative to the file.
+pub fn compose(t: &Topology, state_ref: &str, image: &str) -> String {
+    use crate::compose::{mount, q, LABEL_CLUSTER, LABEL_NODE};
+    let name = t.name();
+    let mut y = String::new();
+    let mut push = |indent: usize, line: &str| {
+        y.push_str(&" ".repeat(indent));
+        y.push_str(line);
+        y.push('\n');
+    };
+    push(
+        0,
+        &format!(
+            "# Patroni engine of cluster {}: written by `cargo xtask setup-sync --engine patroni`; do not edit.",
+            crate::names::shown(name)
+        ),
+    );
+    push(0, "services:");
+    let cluster: Vec<String> = ETCD_SERVICES
+        .iter()
+        .map(|e| format!("{e}=http://{e}:{ETCD_PEER_PORT}"))
+        .collect();
+    for e in ETCD_SERVICES {
+        push(2, &format!("{}:", q(e)));
+        push(4, &format!("image: {}", q(image)));
+        push(4, &format!("hostname: {}", q(e)));
+        push(4, "entrypoint:");
+        for arg in [
+            "etcd".to_string(),
+            format!("--name={e}"),
+            "--data-dir=/tmp/etcd".into(),
+            format!("--listen-client-urls=http://0.0.0.0:{ETCD_CLIENT_PORT}"),
+            format!("--advertise-client-urls=http://{e}:{ETCD_CLIENT_PORT}"),
+            format!("--listen-peer-urls=http://0.0.0.0:{ETCD_PEER_PORT}"),
+            format!("--initial-advertise-peer-urls=http://{e}:{ETCD_PEER_PORT}"),
+            format!("--initial-cluster={}", cluster.join(",")),
+            "--initial-cluster-state=new".into(),
+            format!("--initial-cluster-token={name}"),
+        ] {
+            push(6, &format!("- {}", q(&arg)));
+        }
+        push(4, "networks:");
+        push(6, &format!("{}: {{}}", q(&t.network.name)));
+        push(4, "labels:");
+        push(6, &format!("{LABEL_CLUSTER}: {}", q(name)));
+        push(6, &format!("{LABEL_ENGINE}: \"patroni\""));
+    }
+    for node in &t.nodes {
+        let n = node.name();
+        let port = *node.port.get_ref();
+        push(2, &format!("{}:", q(n)));
+        push(4, &format!("image: {}", q(image)));
+        push(4, &format!("hostname: {}", q(n)));
+        push(4, "user: \"postgres\"");
+        push(4, "entrypoint:");
+        push(6, "- \"patroni\"");
+        push(6, "- \"/etc/patroni/patroni.yml\"");
+        push(4, "env_file:");
+        push(6, &format!("- {}", q(&format!("{state_ref}/patroni.env"))));
+        push(4, "ports:");
+        push(6, &format!("- {}", q(&format!("127.0.0.1:{port}:5432"))));
+        push(
+            6,
+            &format!(
+                "- {}",
+                q(&format!("127.0.0.1:{}:{REST_PORT}", rest_port(port)))
+            ),
+        );
+        push(4, "volumes:");
+        push(6, &format!("- {}", mount(state_ref, &node.data, DATA_DIR)));
+        push(
+            6,
+            &format!(
+                "- {}",
+                q(&format!("{state_ref}/patroni/{n}:/etc/patroni:ro"))
+            ),
+        );
+        push(4, "networks:");
+        push(6, &format!("{}: {{}}", q(&t.network.name)));
+        push(4, "labels:");
+        push(6, &format!("{LABEL_CLUSTER}: {}", q(name)));
+        push(6, &format!("{LABEL_NODE}: {}", q(n)));
+        push(6, &format!("{LABEL_ENGINE}: \"patroni\""));
+        push(4, "shm_size: \"256m\"");
+        push(4, "stop_grace_period: \"60s\"");
+        push(4, "depends_on:");
+        for e in ETCD_SERVICES {
+            push(6, &format!("- {}", q(e)));
+        }
+    }
+    push(0, "networks:");
+    push(2, &format!("{}:", q(&t.network.name)));
+    push(4, "labels:");
+    push(6, &format!("{LABEL_CLUSTER}: {}", q(name)));
+    if let Some(subnet) = t.subnet() {
+        push(4, "ipam:");
+        push(6, "config:");
+        push(8, &format!("- subnet: {}", q(&subnet.to_string())));
+    }
+    let volumes: Vec<&str> = t
+        .nodes
+        .iter()
+        .filter_map(|n| match &n.data {
+            crate::model::Storage::Volume(v) => Some(v.as_str()),
+            crate::model::Storage::Bind(_) => None,
+        })
+        .collect();
+    if !volumes.is_empty() {
+        push(0, "volumes:");
+        for v in volumes {
+            push(2, &format!("{}:", q(v)));
+            push(4, "labels:");
+            push(6, &format!("{LABEL_CLUSTER}: {}", q(name)));
+        }
+    }
+    y
 }

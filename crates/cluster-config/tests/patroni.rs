@@ -91,7 +91,7 @@ fn three() -> BTreeMap<String, Host> {
 #[test]
 fn the_semi_sync_preset_exports_and_reads_back() {
     let t = load("semi-sync.toml", &preset_text("semi-sync.toml")).topology;
-    let files = patroni::render(&t, &three()).unwrap();
+    let files = patroni::render(&t, &patroni::Layout::hosts(&t, three())).unwrap();
     assert_eq!(files.nodes.len(), 3);
     assert_eq!(files.etcd.len(), 3);
     for (name, yml) in &files.nodes {
@@ -160,7 +160,7 @@ fn a_standby_left_out_of_the_list_is_nosync() {
         r#"'FIRST 1 ("slave1-db", "master-db")'"#,
     );
     let t = load("semi-sync.toml", &text).topology;
-    let files = patroni::render(&t, &three()).unwrap();
+    let files = patroni::render(&t, &patroni::Layout::hosts(&t, three())).unwrap();
     let tags: Vec<Value> = files
         .nodes
         .iter()
@@ -180,7 +180,7 @@ fn what_patroni_cannot_express_is_refused_with_every_reason() {
     h.remove("slave2-db");
     h.insert("ghost-db".into(), "10.0.0.9".parse().unwrap());
     h.insert("slave1-db".into(), "10.0.0.1".parse().unwrap());
-    let errors = patroni::render(&t, &h).unwrap_err();
+    let errors = patroni::render(&t, &patroni::Layout::hosts(&t, h)).unwrap_err();
     let all = errors.join("\n");
     for want in [
         "no quorum commit",
@@ -222,7 +222,7 @@ fn setting_values_with_yaml_syntax_come_back_exactly() {
         ),
     );
     let t = load("semi-sync.toml", &text).topology;
-    let files = patroni::render(&t, &three()).unwrap();
+    let files = patroni::render(&t, &patroni::Layout::hosts(&t, three())).unwrap();
     let v = read_yaml(&files.nodes[0].1);
     assert_eq!(
         v["bootstrap"]["dcs"]["postgresql"]["parameters"]["log_line_prefix"],

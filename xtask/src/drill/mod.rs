@@ -15,6 +15,7 @@
 
 pub mod fault;
 pub mod ledger;
+pub mod patroni;
 pub mod plot;
 pub mod writer;
 
@@ -58,6 +59,14 @@ pub struct DrillArgs {
     /// Seconds of writes before the fault
     #[arg(long, default_value_t = 3.0)]
     pub warmup: f64,
+    /// Who fails over: this tool, or Patroni (which detects and promotes by
+    /// itself; the drill crashes the leader and only watches)
+    #[arg(long, value_enum, default_value_t)]
+    pub engine: crate::ops::patroni::Engine,
+    /// Patroni's DCS timings for the drill (--engine patroni), set on the
+    /// running cluster first
+    #[arg(long, value_enum, default_value_t)]
+    pub patroni_timings: crate::ops::patroni::TimingsArg,
     /// Draw each round (commits per 100 ms, commit latency, the failover's
     /// steps marked) into this SVG file
     #[arg(long, value_name = "FILE.svg")]
@@ -71,6 +80,8 @@ pub struct DrillArgs {
 #[derive(Debug, Clone, Serialize, Default)]
 pub struct RoundReport {
     pub round: u32,
+    /// Who failed over: `pgrepl` (this tool) or `patroni`.
+    pub engine: String,
     pub fault: String,
     pub failed_primary: String,
     pub also_failed: Option<String>,
@@ -137,7 +148,19 @@ pub fn execute(args: &DrillArgs, runner: &dyn Runner) -> Result<DrillReport> {
     if args.fault.is_empty() {
         bail!("--fault needs at least one fault");
     }
+    let patroni = args.engine == crate::ops::patroni::Engine::Patroni;
+    if patroni && args.fault.iter().any(|f| *f != Fault::Crash) {
+        bail!("--engine patroni runs the crash fault only (the others need the tool to fail over)");
+    }
     let c = Cluster::open(&args.topology.resolve(), runner)?;
+    let c = if patroni {
+        crate::ops::patroni::engine(c)
+    } else {
+        c
+    };
+    if patroni {
+        patroni::apply_timings(&c, args.patroni_timings.timings())?;
+    }
     let _ = ctrlc::set_handler(|| {
         eprintln!("\ninterrupt: stopping the writer after the current step");
         INTERRUPTED.store(true, Ordering::SeqCst);
@@ -149,7 +172,12 @@ pub fn execute(args: &DrillArgs, runner: &dyn Runner) -> Result<DrillReport> {
     for round in 1..=args.rounds {
         let fault = args.fault[(round as usize - 1) % args.fault.len()];
         say!("\n== round {round} of {}: {fault}", args.rounds);
-        let r = match drill_round(&c, &secrets, args, &run_id, round, fault) {
+        let result = if patroni {
+            patroni::round(&c, &secrets, args, &run_id, round)
+        } else {
+            drill_round(&c, &secrets, args, &run_id, round, fault)
+        };
+        let r = match result {
             Ok(r) => r,
             Err(e) => {
                 if INTERRUPTED.load(Ordering::SeqCst) {
@@ -231,6 +259,28 @@ pub fn execute(args: &DrillArgs, runner: &dyn Runner) -> Result<DrillReport> {
 }
 
 fn print_round(r: &RoundReport) {
+    if r.engine == "patroni" {
+        say!(
+            "round {} ({}, Patroni): {} failed, {} promoted (timeline {}).\n  acknowledged {}, lost {}, uncertain {} ({} landed, {} not); \
+             fault->new leader seen {} ms, RTO {} ms (detection included){}",
+            r.round,
+            r.fault,
+            r.failed_primary,
+            r.promoted,
+            r.new_timeline,
+            r.acknowledged,
+            r.lost,
+            r.uncertain,
+            r.uncertain_landed,
+            r.uncertain_not_landed,
+            r.crash_to_promoted_ms,
+            r.rto_ms,
+            r.rejoin_ms
+                .map(|m| format!(", rejoin {m} ms ({})", r.rejoined_by.clone().unwrap_or_default()))
+                .unwrap_or_default()
+        );
+        return;
+    }
     say!(
         "round {} ({}): {} failed{}, {} promoted (timeline {}): {}.\n  acknowledged {}, lost {}, uncertain {} ({} landed, {} not){}; \
          fault->promoted {} ms (choose {}, fence {}, promote {}), RTO {} ms, re-point {} ms, {}{}",
@@ -281,6 +331,7 @@ fn drill_round(
     let timeout = Duration::from_secs(args.timeout);
     let mut report = RoundReport {
         round,
+        engine: "pgrepl".into(),
         fault: fault.to_string(),
         ..Default::default()
     };

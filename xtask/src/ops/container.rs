@@ -42,7 +42,11 @@ pub fn one_off_as(c: &Cluster, node: &str, program: &str, user: Option<&str>, en
             ))
             .args(env_args)
             .args(["-u", &user, "--entrypoint", program])
-            .arg(crate::docker::image_for(&c.topology().cluster.image)),
+            .arg(
+                c.node_image
+                    .clone()
+                    .unwrap_or_else(|| crate::docker::image_for(&c.topology().cluster.image)),
+            ),
         None => c
             .compose()
             .args(["run", "--rm", "--no-deps", "-T"])

@@ -8,5 +8,6 @@ pub mod container;
 pub mod failover;
 pub mod image;
 pub mod live;
+pub mod patroni;
 pub mod standby;
 pub mod sync;

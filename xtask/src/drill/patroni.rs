@@ -1,0 +1,171 @@
+//! `failover-drill --engine patroni`: the same writer, ledger and crash of
+//! the leader's container, but Patroni detects the failure and promotes;
+//! the tool only watches (Patroni's REST API) and measures. RTO therefore
+//! contains detection: the leader key's expiry in etcd and Patroni's loop.
+
+use super::ledger::{self, Ledger};
+use super::plot;
+use super::writer::{Outcome, Writer, DRILL_TABLE};
+use super::{DrillArgs, RoundReport};
+use crate::cluster::{ms, poll, Cluster, Secrets};
+use crate::ops::container::{self, port_of};
+use crate::ops::patroni::{self as engine, leader, members, wait_healthy};
+use anyhow::{bail, Context, Result};
+use std::time::{Duration, Instant};
+
+/// Sets Patroni's DCS timings on the running cluster (REST `PATCH
+/// /config`), as `patronictl edit-config` would.
+pub fn apply_timings(c: &Cluster, t: cluster_config::patroni::Timings) -> Result<()> {
+    let body = format!(
+        "{{\"ttl\": {}, \"loop_wait\": {}, \"retry_timeout\": {}}}",
+        t.ttl, t.loop_wait, t.retry_timeout
+    );
+    let mut last = None;
+    for n in &c.topology().nodes {
+        let port = cluster_config::patroni::rest_port(*n.port.get_ref());
+        match engine::http(port, "PATCH", "/config", Some(&body)) {
+            Ok((200, _)) => {
+                say!(
+                    "Patroni timings: ttl {} s, loop_wait {} s, retry_timeout {} s",
+                    t.ttl,
+                    t.loop_wait,
+                    t.retry_timeout
+                );
+                return Ok(());
+            }
+            Ok((code, text)) => {
+                last = Some(anyhow::anyhow!("{} answered {code}: {text}", n.name()))
+            }
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| anyhow::anyhow!("no node"))).context("setting Patroni's timings")
+}
+
+pub fn round(
+    c: &Cluster,
+    secrets: &Secrets,
+    args: &DrillArgs,
+    run_id: &str,
+    round: u32,
+) -> Result<RoundReport> {
+    let timeout = Duration::from_secs(args.timeout);
+    let mut report = RoundReport {
+        round,
+        engine: "patroni".into(),
+        fault: "crash".into(),
+        ..Default::default()
+    };
+    let before = wait_healthy(c, timeout)?;
+    let old = leader(&before).context("no leader")?;
+    report.failed_primary = old.clone();
+    c.sql_mut(
+        &old,
+        &format!(
+            "CREATE TABLE IF NOT EXISTS {DRILL_TABLE} (run text NOT NULL, round int NOT NULL, id bigint NOT NULL, at timestamptz NOT NULL)"
+        ),
+    )?;
+    let old_port = port_of(c, &old)?;
+    let writer = Writer::start(
+        c.topology().clone(),
+        secrets.owner.clone(),
+        run_id.to_string(),
+        round as i32,
+        old_port,
+    );
+    let start = Instant::now();
+    poll("the writer's first acknowledged commits", timeout, || {
+        Ok((writer.acknowledged_on(old_port, start) >= 20
+            && start.elapsed().as_secs_f64() >= args.warmup)
+            .then_some(()))
+    })?;
+
+    say!("killing the leader {old}'s container under write load; Patroni must notice and promote");
+    let crashed_at = Instant::now();
+    container::kill(c, &old)?;
+    // The writer keeps trying the old leader's port, as a client with a
+    // fixed address would, until the tool sees the new leader.
+    let new = poll("Patroni to promote a new leader", timeout, || {
+        let m = members(c)?;
+        Ok(leader(&m).filter(|l| *l != old))
+    })?;
+    let promoted_at = Instant::now();
+    report.promoted = new.clone();
+    report.promoted_because =
+        "Patroni's choice: the healthiest synchronous standby that won the leader race in etcd"
+            .into();
+    report.crash_to_promoted_ms = ms(promoted_at - crashed_at);
+    let new_port = port_of(c, &new)?;
+    writer.point_at(Some(new_port));
+    poll("acknowledged writes on the new leader", timeout, || {
+        Ok((writer.acknowledged_on(new_port, promoted_at) >= 20).then_some(()))
+    })?;
+    let events = writer.finish();
+    let first_new = events
+        .iter()
+        .filter(|e| e.outcome == Outcome::Acknowledged && e.port == new_port && e.at > crashed_at)
+        .map(|e| e.at)
+        .min()
+        .context("no acknowledged write on the new leader")?;
+    report.rto_ms = ms(first_new - crashed_at);
+    let rel = |t: Instant| {
+        t.saturating_duration_since(crashed_at).as_secs_f64() * 1000.0
+            - crashed_at.saturating_duration_since(t).as_secs_f64() * 1000.0
+    };
+    report.timeline = plot::Timeline {
+        writes: events
+            .iter()
+            .map(|e| plot::Write {
+                at_ms: rel(e.at),
+                latency_ms: e.latency.as_secs_f64() * 1000.0,
+                acknowledged: e.outcome == Outcome::Acknowledged,
+            })
+            .collect(),
+        promoted_ms: rel(promoted_at),
+        repointed_ms: rel(promoted_at),
+        first_write_ms: rel(first_new),
+    };
+    let present = ledger::present_ids(c, &new, run_id, round)?;
+    let l = Ledger::account(&events, &present);
+    report.acknowledged = l.acknowledged;
+    report.lost = l.lost_ids.len();
+    report.lost_ids = l.lost_ids;
+    report.duplicated_ids = l.duplicated_ids;
+    report.uncertain = l.uncertain;
+    report.uncertain_landed = l.uncertain_landed;
+    report.uncertain_not_landed = l.uncertain - l.uncertain_landed;
+
+    // The old leader comes back as a supervisor would start it; Patroni
+    // rejoins it (pg_rewind) by itself.
+    if !args.no_rejoin {
+        let id = container::id_of(c, &old)?;
+        let started = Instant::now();
+        c.runner.run(&c.docker.cmd().args(["start", &id]))?;
+        let after = wait_healthy(c, timeout)?;
+        report.rejoin_ms = Some(ms(started.elapsed()));
+        report.rejoined_by = Some(format!("{old}: Patroni (use_pg_rewind)"));
+        report.new_timeline = after
+            .iter()
+            .find(|m| m.name == new)
+            .and_then(|m| m.timeline)
+            .unwrap_or(0) as u32;
+    }
+    // Writable nodes, from the servers themselves.
+    for n in &c.topology().nodes {
+        if c.sql(n.name(), "SELECT pg_is_in_recovery()")
+            .ok()
+            .as_deref()
+            == Some("f")
+        {
+            report.writable_nodes.push(n.name().to_string());
+        }
+    }
+    if report.writable_nodes.len() > 1 {
+        bail!(
+            "round {round}: {} writable nodes after Patroni's failover: {}",
+            report.writable_nodes.len(),
+            report.writable_nodes.join(", ")
+        );
+    }
+    Ok(report)
+}

@@ -1,0 +1,451 @@
+//! The Patroni engine on Docker Compose: the same topology run by Patroni
+//! 3.0 and a three-member etcd, set up and read by the tool, which then only
+//! watches (Patroni detects failures and promotes).
+//!
+//! Members are read from Patroni's REST API (`GET /cluster`) on each node's
+//! published REST port (see `cluster_config::patroni::rest_port`).
+
+use crate::cluster::{poll, write_private, Cluster, Stop};
+use crate::ops::container::one_off_as;
+use crate::project;
+use crate::runner::Runner;
+use anyhow::{bail, Context, Result};
+use clap::ValueEnum;
+use cluster_config::compose::LABEL_CLUSTER;
+use cluster_config::patroni::{self, Host, Layout, Timings};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Which engine runs a cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum Engine {
+    /// This tool: it fails over when told to (or in the drill)
+    #[default]
+    Pgrepl,
+    /// Patroni 3.0 with etcd: it detects failures and fails over by itself
+    Patroni,
+}
+
+/// Patroni's DCS timings for a cluster or a drill.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum TimingsArg {
+    /// ttl 30, loop_wait 10, retry_timeout 10 (Patroni's defaults)
+    #[default]
+    Default,
+    /// ttl 20, loop_wait 1, retry_timeout 3 (the least Patroni 3.0 accepts)
+    Tightest,
+}
+
+impl TimingsArg {
+    pub fn timings(self) -> Timings {
+        match self {
+            TimingsArg::Default => Timings::DEFAULT,
+            TimingsArg::Tightest => Timings::TIGHTEST,
+        }
+    }
+}
+
+pub const IMAGE: &str = crate::ops::image::PATRONI_TAG;
+
+/// One member as Patroni's REST API reports it.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Member {
+    pub name: String,
+    /// `leader`, `sync_standby` or `replica`.
+    pub role: String,
+    /// `running`, `streaming`, `starting`, `stopped`, ...
+    pub state: String,
+    pub timeline: Option<u64>,
+    /// Bytes behind the leader, as Patroni reports it.
+    pub lag: Option<i64>,
+}
+
+/// The Compose file of the Patroni engine of a cluster.
+pub fn compose_file(c: &Cluster) -> PathBuf {
+    c.state_dir().join("compose-patroni.yml")
+}
+
+/// The same cluster, with Compose commands going to its Patroni file.
+pub fn engine<'r>(c: Cluster<'r>) -> Cluster<'r> {
+    let file = compose_file(&c);
+    c.with_compose_file(file, IMAGE)
+}
+
+/// A plain HTTP/1.0 request to 127.0.0.1:`port`, with a deadline; returns
+/// the status code and body.
+pub fn http(port: u32, method: &str, path: &str, body: Option<&str>) -> Result<(u16, String)> {
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], u16::try_from(port)?));
+    let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2))
+        .with_context(|| format!("connecting to {addr}"))?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))?;
+    s.set_write_timeout(Some(Duration::from_secs(5)))?;
+    let body = body.unwrap_or("");
+    write!(
+        s,
+        "{method} {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )?;
+    let mut text = String::new();
+    s.read_to_string(&mut text)?;
+    let (head, rest) = text.split_once("\r\n\r\n").context("no HTTP header")?;
+    let code = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .context("no HTTP status")?;
+    Ok((code, rest.to_string()))
+}
+
+/// Parses `GET /cluster`.
+pub fn parse_cluster(body: &str) -> Result<Vec<Member>> {
+    let v: serde_json::Value = serde_json::from_str(body).context("reading Patroni's /cluster")?;
+    let members = v["members"].as_array().context("no members in /cluster")?;
+    Ok(members
+        .iter()
+        .map(|m| Member {
+            name: m["name"].as_str().unwrap_or_default().to_string(),
+            role: m["role"].as_str().unwrap_or_default().to_string(),
+            state: m["state"].as_str().unwrap_or_default().to_string(),
+            timeline: m["timeline"].as_u64(),
+            lag: m["lag"].as_i64(),
+        })
+        .collect())
+}
+
+/// The members, from the first node whose REST API answers.
+pub fn members(c: &Cluster) -> Result<Vec<Member>> {
+    let mut last = None;
+    for n in &c.topology().nodes {
+        match http(
+            patroni::rest_port(*n.port.get_ref()),
+            "GET",
+            "/cluster",
+            None,
+        ) {
+            Ok((200, body)) => return parse_cluster(&body),
+            Ok((code, _)) => last = Some(anyhow::anyhow!("{} answered {code}", n.name())),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| anyhow::anyhow!("no node"))).context("no Patroni REST API answers")
+}
+
+/// What makes a Patroni cluster healthy here: one running leader, every
+/// other node a replica that streams, and with synchronous mode as many
+/// `sync_standby` members as the topology asks.
+pub fn problems(c: &Cluster, members: &[Member]) -> Vec<String> {
+    let mut out = Vec::new();
+    let leaders: Vec<&Member> = members.iter().filter(|m| m.role == "leader").collect();
+    if leaders.len() != 1 {
+        out.push(format!("{} leaders", leaders.len()));
+    }
+    for n in &c.topology().nodes {
+        match members.iter().find(|m| m.name == n.name()) {
+            None => out.push(format!("{} is not a member", n.name())),
+            Some(m) if m.role == "leader" && m.state != "running" => {
+                out.push(format!("leader {} is {}", m.name, m.state))
+            }
+            Some(m)
+                if m.role != "leader" && !matches!(m.state.as_str(), "streaming" | "running") =>
+            {
+                out.push(format!("{} is {}", m.name, m.state))
+            }
+            _ => {}
+        }
+    }
+    let want = sync_count(c);
+    let have = members.iter().filter(|m| m.role == "sync_standby").count();
+    if have < want as usize {
+        out.push(format!("{have} sync_standby member(s), {want} wanted"));
+    }
+    out
+}
+
+fn sync_count(c: &Cluster) -> u32 {
+    crate::ops::live::configured_sync_names(c.topology())
+        .map(|s| s.num_sync)
+        .unwrap_or(0)
+}
+
+pub fn table(members: &[Member]) -> String {
+    let mut out = format!(
+        "{:<18} {:<13} {:<10} {:>4} {:>10}\n",
+        "MEMBER", "ROLE", "STATE", "TL", "LAG"
+    );
+    for m in members {
+        out.push_str(&format!(
+            "{:<18} {:<13} {:<10} {:>4} {:>10}\n",
+            m.name,
+            m.role,
+            m.state,
+            m.timeline.map(|t| t.to_string()).unwrap_or("-".into()),
+            m.lag.map(|l| l.to_string()).unwrap_or("-".into()),
+        ));
+    }
+    out
+}
+
+/// The leader's name, when there is exactly one running leader.
+pub fn leader(members: &[Member]) -> Option<String> {
+    let l: Vec<&Member> = members
+        .iter()
+        .filter(|m| m.role == "leader" && m.state == "running")
+        .collect();
+    (l.len() == 1).then(|| l[0].name.clone())
+}
+
+/// From nothing to a Patroni cluster of the topology, verified.
+pub fn setup(c: &Cluster, runner: &dyn Runner, timings: Timings, timeout: Duration) -> Result<()> {
+    let t = c.topology();
+    for n in &t.nodes {
+        if patroni::ETCD_SERVICES.contains(&n.name()) {
+            bail!(
+                "node {} has the name of one of the Patroni engine's etcd services ({}); rename it in {}",
+                n.name(),
+                patroni::ETCD_SERVICES.join(", "),
+                c.loaded.path
+            );
+        }
+    }
+    // The tool's own engine must not be running this cluster.
+    let other = runner.run(
+        &c.docker
+            .cmd()
+            .args(["ps", "-a", "--filter"])
+            .arg(format!("label={LABEL_CLUSTER}={}", c.name()))
+            .args(["--format", "{{.Label \"io.pgrepl.engine\"}}"])
+            .read_only(),
+    )?;
+    if other.stdout.lines().any(|l| l.trim() != "patroni") {
+        bail!(
+            "cluster {} already runs with this tool's own engine; `cargo xtask down -t {}` first (add --purge to start from empty data)",
+            c.name(),
+            c.loaded.path
+        );
+    }
+    if !c.docker.has_image(runner, IMAGE)? {
+        say!("image {IMAGE} is not in the Docker engine: building it from Debian packages (postgresql-15, patroni, etcd-server)");
+        crate::ops::image::build(
+            &crate::ops::image::Spec {
+                tag: IMAGE.into(),
+                mirror: None,
+                suite: "bookworm".into(),
+                force: false,
+                patroni: true,
+            },
+            runner,
+        )?;
+    }
+    // What Patroni cannot express is refused before anything is written.
+    let names: BTreeMap<String, Host> = t
+        .nodes
+        .iter()
+        .map(|n| {
+            Ok((
+                n.name().to_string(),
+                n.name().parse::<Host>().map_err(anyhow::Error::msg)?,
+            ))
+        })
+        .collect::<Result<_>>()?;
+    let etcd: Vec<(String, Host)> = patroni::ETCD_SERVICES
+        .iter()
+        .map(|e| {
+            Ok((
+                e.to_string(),
+                e.parse::<Host>().map_err(anyhow::Error::msg)?,
+            ))
+        })
+        .collect::<Result<_>>()?;
+    let mut layout = Layout {
+        hosts: names,
+        etcd,
+        replication_from: Some(vec![]),
+        timings,
+    };
+    if let Err(errors) = patroni::render(t, &layout) {
+        bail!(
+            "{} cannot run on Patroni:\n  {}",
+            c.loaded.path,
+            errors.join("\n  ")
+        );
+    }
+    let secrets = c.secrets()?;
+    let state = c.state_dir();
+    if !runner.dry_run() {
+        write_private(
+            &state.join("patroni.env"),
+            &format!(
+                "PATRONI_SUPERUSER_PASSWORD={o}\nPATRONI_REWIND_PASSWORD={o}\nPATRONI_REPLICATION_PASSWORD={r}\n",
+                o = secrets.owner.expose(),
+                r = secrets.replication.expose()
+            ),
+        )?;
+        let yml = patroni::compose(t, ".", IMAGE);
+        project::write_if_changed(&compose_file(c), &yml)?;
+        for n in &t.nodes {
+            if let cluster_config::Storage::Bind(dir) = &n.data {
+                std::fs::create_dir_all(c.bind_path(dir))?;
+            }
+        }
+    }
+    runner.run(&c.compose().args(["up", "--no-start"]))?;
+    // Replication may come from the cluster network only.
+    let net = crate::ops::container::network(c);
+    let subnet = runner.run(
+        &c.docker
+            .cmd()
+            .args([
+                "network",
+                "inspect",
+                "--format",
+                "{{range .IPAM.Config}}{{.Subnet}} {{end}}",
+                &net,
+            ])
+            .read_only(),
+    );
+    let subnet = match subnet {
+        Ok(o) => o
+            .stdout
+            .split_whitespace()
+            .find(|s| s.contains('.'))
+            .map(str::to_string),
+        Err(_) if runner.dry_run() => Some("<subnet>".into()),
+        Err(e) => return Err(e),
+    }
+    .context("the cluster network has no IPv4 subnet")?;
+    layout.replication_from = Some(vec![subnet]);
+    let files = patroni::render(t, &layout).map_err(|e| anyhow::anyhow!(e.join("; ")))?;
+    if !runner.dry_run() {
+        for (node, yml) in &files.nodes {
+            let dir = state.join("patroni").join(node);
+            std::fs::create_dir_all(&dir)?;
+            project::write_if_changed(&dir.join("patroni.yml"), yml)?;
+        }
+    }
+    for n in &t.nodes {
+        runner.run(&one_off_as(c, n.name(), "install", Some("0"), &[]).args([
+            "-d",
+            "-m",
+            "0700",
+            "-o",
+            "postgres",
+            "-g",
+            "postgres",
+            patroni::DATA_DIR,
+        ]))?;
+    }
+    runner.run(&c.compose().args(["up", "-d"]))?;
+    if runner.dry_run() {
+        say!("dry run: nothing changed");
+        return Ok(());
+    }
+    let members = wait_healthy(c, timeout)?;
+    let leader = leader(&members).context("no leader")?;
+    // Patroni bootstraps the `postgres` database only.
+    let db = t.database.name.get_ref().as_str();
+    let owner = t.database.owner.get_ref().as_str();
+    let exists = c.sql_in(
+        &leader,
+        "postgres",
+        &format!(
+            "SELECT count(*) FROM pg_database WHERE datname = {}",
+            crate::cluster::literal(db)
+        ),
+    )?;
+    if exists.trim() == "0" {
+        c.sql_in(
+            &leader,
+            "postgres",
+            &format!(
+                "CREATE DATABASE \"{}\" OWNER \"{}\"",
+                db.replace('"', "\"\""),
+                owner.replace('"', "\"\"")
+            ),
+        )?;
+    }
+    if sync_count(c) > 0 {
+        crate::ops::sync::prove_sync_commit(c, &leader, &secrets, Duration::from_secs(30))?;
+    }
+    say!("\n{}", table(&members));
+    say!("{}: Patroni cluster up; leader {leader}", c.name());
+    Ok(())
+}
+
+/// What the leader's `pg_stat_replication` says Patroni's member list does
+/// not: every other node streams from it (Patroni 3.0 calls a replica
+/// `running` before it streams).
+pub fn streaming_problems(c: &Cluster, members: &[Member]) -> Result<Vec<String>> {
+    let Some(leader) = leader(members) else {
+        return Ok(vec!["no leader".into()]);
+    };
+    // In `postgres`: Patroni creates the topology's database only once the
+    // cluster is up.
+    let repl = c.sql_in(
+        &leader,
+        "postgres",
+        "SELECT application_name FROM pg_stat_replication WHERE state = 'streaming'",
+    )?;
+    Ok(c.topology()
+        .nodes
+        .iter()
+        .map(|n| n.name())
+        .filter(|n| *n != leader)
+        .filter(|n| !repl.lines().any(|r| r.trim() == *n))
+        .map(|n| format!("{n} does not stream from {leader}"))
+        .collect())
+}
+
+/// Polls until the members are healthy; returns them.
+pub fn wait_healthy(c: &Cluster, timeout: Duration) -> Result<Vec<Member>> {
+    let mut last = String::new();
+    poll(
+        "the Patroni cluster to have a leader and streaming replicas",
+        timeout,
+        || {
+            if crate::cluster::INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst) {
+                return Err(Stop("interrupted".into()).into());
+            }
+            let m = members(c)?;
+            let mut p = problems(c, &m);
+            if p.is_empty() {
+                p = streaming_problems(c, &m)?;
+            }
+            last = p.join("; ");
+            Ok(p.is_empty().then_some(m))
+        },
+    )
+    .map_err(|e| e.context(format!("last seen: {last}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cluster_members_are_read_from_the_rest_api_answer() {
+        let body = r#"{"members": [
+            {"name": "master-db", "role": "leader", "state": "running", "api_url": "http://master-db:8008/patroni", "host": "master-db", "port": 5432, "timeline": 1},
+            {"name": "slave1-db", "role": "sync_standby", "state": "streaming", "host": "slave1-db", "port": 5432, "timeline": 1, "lag": 0},
+            {"name": "slave2-db", "role": "replica", "state": "streaming", "host": "slave2-db", "port": 5432, "timeline": 1, "lag": 16}
+        ], "scope": "semi-sync"}"#;
+        let m = parse_cluster(body).unwrap();
+        assert_eq!(m.len(), 3);
+        assert_eq!(leader(&m).as_deref(), Some("master-db"));
+        assert_eq!(m[2].lag, Some(16));
+        assert_eq!(m[0].lag, None);
+        let t = table(&m);
+        assert!(t.contains("sync_standby"), "{t}");
+        assert!(parse_cluster("not json").is_err());
+        let two = [
+            m[0].clone(),
+            Member {
+                name: "x".into(),
+                ..m[0].clone()
+            },
+        ];
+        assert_eq!(leader(&two), None);
+    }
+}
