@@ -17,13 +17,8 @@ pub fn bench(topologies: &[&Path], args: &BenchArgs, runner: &dyn Runner) -> Res
     let mut table = Table::new(
         "failover",
         &format!(
-            "Failover under synchronous write load: crash rounds per engine and topology ({} for this tool{})",
-            args.rounds,
-            if args.compare.is_some() {
-                format!(", {} per Patroni timing", args.compare_rounds)
-            } else {
-                String::new()
-            }
+            "Failover under synchronous write load: {} crash rounds per engine, timing and topology",
+            args.rounds
         ),
         &[
             "engine",
@@ -80,7 +75,7 @@ pub fn bench(topologies: &[&Path], args: &BenchArgs, runner: &dyn Runner) -> Res
                 topology,
                 Engine::Patroni,
                 timings,
-                args.compare_rounds,
+                args.rounds,
                 args,
                 runner,
             )?;

@@ -64,13 +64,11 @@ pub struct BenchArgs {
     /// Seconds per pgbench run
     #[arg(long, default_value_t = 10)]
     pub seconds: u32,
-    /// Failover bench: also run the same rounds under Patroni (defaults and
-    /// tightest timings) on bench-3, for one table
+    /// Failover bench: also run as many rounds under Patroni (its default
+    /// timings, then the tightest) on bench-3, for one table. Patroni's
+    /// rounds take 30 s or more each
     #[arg(long, value_enum)]
     pub compare: Option<crate::ops::patroni::Engine>,
-    /// Rounds per Patroni timing with --compare (each takes 30 s or more)
-    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
-    pub compare_rounds: u32,
     /// Draw the failover rounds into this folder (failover-bench-N.svg)
     #[arg(long, value_name = "DIR")]
     pub plot: Option<PathBuf>,
