@@ -116,13 +116,25 @@ impl Docker {
 
     /// Whether an image is present in the engine.
     pub fn has_image(&self, runner: &dyn Runner, image: &str) -> Result<bool> {
-        let out = runner.run_unchecked(
+        Ok(self.inspect_image(runner, image)?.success)
+    }
+
+    /// The id of the image a name points at, if it is present.
+    pub fn image_id(&self, runner: &dyn Runner, image: &str) -> Result<Option<String>> {
+        let out = self.inspect_image(runner, image)?;
+        Ok(out
+            .success
+            .then(|| out.stdout.trim().to_string())
+            .filter(|s| !s.is_empty()))
+    }
+
+    fn inspect_image(&self, runner: &dyn Runner, image: &str) -> Result<crate::runner::Output> {
+        runner.run_unchecked(
             &self
                 .cmd()
                 .args(["image", "inspect", "--format", "{{.Id}}", image])
                 .read_only(),
-        )?;
-        Ok(out.success)
+        )
     }
 }
 

@@ -119,7 +119,7 @@ pub fn run(args: &SetupArgs, mode: Mode, runner: &dyn Runner) -> Result<()> {
     let secrets = c.secrets()?;
     // Networks and containers, none started yet.
     runner.run(&c.compose().args(["up", "--no-start"]))?;
-    let subnet = discover_subnet(&c)?;
+    let subnet = crate::ops::container::subnet(&c)?;
     if let (Some(want), Some(got)) = (t.subnet().map(|s| s.cidr()), subnet) {
         if want != got {
             bail!("network of {} has subnet {got}, but the topology says {want}; `cargo xtask down` and re-run", t.name());
@@ -289,40 +289,6 @@ fn create_private_dir(p: &std::path::Path) -> Result<()> {
 
 fn sql_ident(s: &str) -> String {
     format!("\"{}\"", s.replace('"', "\"\""))
-}
-
-/// The subnet Docker gave the cluster network.
-fn discover_subnet(c: &Cluster) -> Result<Option<Cidr>> {
-    let net = format!("{}_{}", c.name(), c.topology().network.name);
-    let out = c.runner.run_unchecked(
-        &c.docker
-            .cmd()
-            .args([
-                "network",
-                "inspect",
-                "--format",
-                "{{range .IPAM.Config}}{{.Subnet}} {{end}}",
-                &net,
-            ])
-            .read_only(),
-    )?;
-    if !out.success {
-        if c.runner.dry_run() {
-            return Ok(c.topology().subnet().map(|s| s.cidr()));
-        }
-        bail!(
-            "network {net} not found after `up --no-start`: {}",
-            out.stderr.trim()
-        );
-    }
-    let first = out
-        .stdout
-        .split_whitespace()
-        .find(|s| s.contains('.'))
-        .or(out.stdout.split_whitespace().next());
-    first
-        .map(|s| s.parse::<Cidr>().map_err(anyhow::Error::msg))
-        .transpose()
 }
 
 fn write_node_conf(c: &Cluster, node: &str, subnet: Option<&Cidr>, bootstrap: bool) -> Result<()> {

@@ -23,12 +23,9 @@ pub struct StatusArgs {
 pub fn run(args: &StatusArgs, runner: &dyn crate::runner::Runner) -> Result<()> {
     let c = Cluster::open(&args.topology.resolve(), runner)?;
     if args.engine == crate::ops::patroni::Engine::Patroni {
-        use crate::ops::patroni::{members, problems, table};
+        use crate::ops::patroni::{health, members, table};
         let m = members(&c)?;
-        let mut p = problems(&c, &m);
-        if p.is_empty() {
-            p = crate::ops::patroni::streaming_problems(&c, &m)?;
-        }
+        let p = health(&c, &m)?;
         if args.json {
             say!("{}", serde_json::to_string_pretty(&m)?);
         } else {

@@ -347,29 +347,10 @@ fn drill_round(
     let old = live::find_primary(c)?.context("no writable primary")?;
     report.failed_primary = old.clone();
     let enforced = live::enforced_sync_names(c, &old)?;
-    c.sql_mut(
-        &old,
-        &format!(
-            "SET synchronous_commit = on; CREATE TABLE IF NOT EXISTS {DRILL_TABLE} (run text NOT NULL, round int NOT NULL, id bigint NOT NULL, at timestamptz NOT NULL);"
-        ),
-    )?;
 
     // 2. Writer, warm-up. The writer is joined when it goes out of scope,
     // on every path out of this function.
-    let old_port = port_of(c, &old)?;
-    let writer = Writer::start(
-        c.topology().clone(),
-        secrets.owner.clone(),
-        run_id.to_string(),
-        round as i32,
-        old_port,
-    );
-    let start = Instant::now();
-    poll("the writer's first acknowledged commits", timeout, || {
-        Ok((writer.acknowledged_on(old_port, start) >= 20
-            && start.elapsed().as_secs_f64() >= args.warmup)
-            .then_some(()))
-    })?;
+    let (writer, old_port) = warm_writer(c, secrets, args, run_id, round, &old)?;
     check_interrupt(c)?;
 
     // 3. Fault.
@@ -512,50 +493,20 @@ fn drill_round(
     }
 
     // 6. The writer resumed on the new primary once it was promoted.
-    let new_port = port_of(c, &new)?;
-    writer.point_at(Some(new_port));
-    let resumed = done.promoted_at;
-    poll("acknowledged writes on the new primary", timeout, || {
-        Ok((writer.acknowledged_on(new_port, resumed) >= 20).then_some(()))
-    })?;
-    let events = writer.finish();
-    let first_new = events
-        .iter()
-        .filter(|e| e.outcome == Outcome::Acknowledged && e.port == new_port && e.at > crashed_at)
-        .map(|e| e.at)
-        .min()
-        .context("no acknowledged write on the new primary")?;
-    report.rto_ms = ms(first_new - crashed_at);
-    let rel = |t: Instant| {
-        t.saturating_duration_since(crashed_at).as_secs_f64() * 1000.0
-            - crashed_at.saturating_duration_since(t).as_secs_f64() * 1000.0
-    };
-    report.timeline = plot::Timeline {
-        writes: events
-            .iter()
-            .map(|e| plot::Write {
-                at_ms: rel(e.at),
-                latency_ms: e.latency.as_secs_f64() * 1000.0,
-                acknowledged: e.outcome == Outcome::Acknowledged,
-            })
-            .collect(),
-        promoted_ms: rel(done.promoted_at),
-        repointed_ms: rel(done.promoted_at + done.repoint),
-        first_write_ms: rel(first_new),
-    };
-
-    // 7. The accounts.
-    let present = ledger::present_ids(c, &new, run_id, round)?;
-    let l = Ledger::account(&events, &present);
-    report.acknowledged = l.acknowledged;
-    report.lost = l.lost_ids.len();
-    report.lost_ids = l.lost_ids;
-    report.duplicated_ids = l.duplicated_ids;
-    report.uncertain = l.uncertain;
-    report.uncertain_landed = l.uncertain_landed;
-    report.uncertain_not_landed = l.uncertain - l.uncertain_landed;
-    report.cancelled_wait = l.cancelled_wait;
-    report.cancelled_wait_survived = l.cancelled_wait_survived;
+    observe_new_primary(
+        c,
+        &mut report,
+        writer,
+        &new,
+        run_id,
+        round,
+        Marks {
+            fault: crashed_at,
+            promoted: done.promoted_at,
+            repointed: done.promoted_at + done.repoint,
+        },
+        timeout,
+    )?;
 
     // 8. Rejoin.
     if !args.no_rejoin {
@@ -595,6 +546,110 @@ fn drill_round(
         .map(|r| r.node.clone())
         .collect();
     Ok(report)
+}
+
+/// Creates the drill's table on `primary`, starts the writer there and
+/// waits for its warm-up: at least 20 acknowledged commits and
+/// `--warmup` seconds.
+fn warm_writer(
+    c: &Cluster,
+    secrets: &Secrets,
+    args: &DrillArgs,
+    run_id: &str,
+    round: u32,
+    primary: &str,
+) -> Result<(Writer, u16)> {
+    c.sql_mut(
+        primary,
+        &format!(
+            "SET synchronous_commit = on; CREATE TABLE IF NOT EXISTS {DRILL_TABLE} (run text NOT NULL, round int NOT NULL, id bigint NOT NULL, at timestamptz NOT NULL);"
+        ),
+    )?;
+    let port = port_of(c, primary)?;
+    let writer = Writer::start(
+        c.topology().clone(),
+        secrets.owner.clone(),
+        run_id.to_string(),
+        round as i32,
+        port,
+    );
+    let start = Instant::now();
+    poll(
+        "the writer's first acknowledged commits",
+        Duration::from_secs(args.timeout),
+        || {
+            Ok((writer.acknowledged_on(port, start) >= 20
+                && start.elapsed().as_secs_f64() >= args.warmup)
+                .then_some(()))
+        },
+    )?;
+    Ok((writer, port))
+}
+
+/// When a round's fault hit and the failover's steps ended.
+struct Marks {
+    fault: Instant,
+    promoted: Instant,
+    repointed: Instant,
+}
+
+/// Moves the writer to the new primary, waits for 20 acknowledged commits
+/// there, stops it, and fills in the round's RTO, timeline and accounts
+/// from every attempt and the ids the new primary holds.
+#[allow(clippy::too_many_arguments)]
+fn observe_new_primary(
+    c: &Cluster,
+    report: &mut RoundReport,
+    writer: Writer,
+    new: &str,
+    run_id: &str,
+    round: u32,
+    marks: Marks,
+    timeout: Duration,
+) -> Result<()> {
+    let new_port = port_of(c, new)?;
+    writer.point_at(Some(new_port));
+    poll("acknowledged writes on the new primary", timeout, || {
+        Ok((writer.acknowledged_on(new_port, marks.promoted) >= 20).then_some(()))
+    })?;
+    let events = writer.finish();
+    let fault = marks.fault;
+    let first_new = events
+        .iter()
+        .filter(|e| e.outcome == Outcome::Acknowledged && e.port == new_port && e.at > fault)
+        .map(|e| e.at)
+        .min()
+        .context("no acknowledged write on the new primary")?;
+    report.rto_ms = ms(first_new - fault);
+    let rel = |t: Instant| {
+        t.saturating_duration_since(fault).as_secs_f64() * 1000.0
+            - fault.saturating_duration_since(t).as_secs_f64() * 1000.0
+    };
+    report.timeline = plot::Timeline {
+        writes: events
+            .iter()
+            .map(|e| plot::Write {
+                at_ms: rel(e.at),
+                latency_ms: e.latency.as_secs_f64() * 1000.0,
+                acknowledged: e.outcome == Outcome::Acknowledged,
+            })
+            .collect(),
+        promoted_ms: rel(marks.promoted),
+        repointed_ms: rel(marks.repointed),
+        first_write_ms: rel(first_new),
+    };
+    let present = ledger::present_ids(c, new, run_id, round)?;
+    let l = Ledger::account(&events, &present);
+    report.acknowledged = l.acknowledged;
+    report.lost = l.lost_ids.len();
+    report.lost_ids = l.lost_ids;
+    report.duplicated_ids = l.duplicated_ids;
+    report.uncertain = l.uncertain;
+    report.uncertain_landed = l.uncertain_landed;
+    report.uncertain_not_landed = l.uncertain - l.uncertain_landed;
+    report.cancelled_wait = l.cancelled_wait;
+    report.cancelled_wait_survived = l.cancelled_wait_survived;
+    Ok(())
 }
 
 fn first_ids(ids: &[i64]) -> String {

@@ -3,12 +3,9 @@
 //! the tool only watches (Patroni's REST API) and measures. RTO therefore
 //! contains detection: the leader key's expiry in etcd and Patroni's loop.
 
-use super::ledger::{self, Ledger};
-use super::plot;
-use super::writer::{Outcome, Writer, DRILL_TABLE};
 use super::{DrillArgs, RoundReport};
 use crate::cluster::{ms, poll, Cluster, Secrets};
-use crate::ops::container::{self, port_of};
+use crate::ops::container;
 use crate::ops::patroni::{self as engine, leader, members, wait_healthy};
 use anyhow::{bail, Context, Result};
 use std::time::{Duration, Instant};
@@ -59,26 +56,7 @@ pub fn round(
     let before = wait_healthy(c, timeout)?;
     let old = leader(&before).context("no leader")?;
     report.failed_primary = old.clone();
-    c.sql_mut(
-        &old,
-        &format!(
-            "CREATE TABLE IF NOT EXISTS {DRILL_TABLE} (run text NOT NULL, round int NOT NULL, id bigint NOT NULL, at timestamptz NOT NULL)"
-        ),
-    )?;
-    let old_port = port_of(c, &old)?;
-    let writer = Writer::start(
-        c.topology().clone(),
-        secrets.owner.clone(),
-        run_id.to_string(),
-        round as i32,
-        old_port,
-    );
-    let start = Instant::now();
-    poll("the writer's first acknowledged commits", timeout, || {
-        Ok((writer.acknowledged_on(old_port, start) >= 20
-            && start.elapsed().as_secs_f64() >= args.warmup)
-            .then_some(()))
-    })?;
+    let (writer, _) = super::warm_writer(c, secrets, args, run_id, round, &old)?;
 
     say!("killing the leader {old}'s container under write load; Patroni must notice and promote");
     let crashed_at = Instant::now();
@@ -95,45 +73,21 @@ pub fn round(
         "Patroni's choice: the healthiest synchronous standby that won the leader race in etcd"
             .into();
     report.crash_to_promoted_ms = ms(promoted_at - crashed_at);
-    let new_port = port_of(c, &new)?;
-    writer.point_at(Some(new_port));
-    poll("acknowledged writes on the new leader", timeout, || {
-        Ok((writer.acknowledged_on(new_port, promoted_at) >= 20).then_some(()))
-    })?;
-    let events = writer.finish();
-    let first_new = events
-        .iter()
-        .filter(|e| e.outcome == Outcome::Acknowledged && e.port == new_port && e.at > crashed_at)
-        .map(|e| e.at)
-        .min()
-        .context("no acknowledged write on the new leader")?;
-    report.rto_ms = ms(first_new - crashed_at);
-    let rel = |t: Instant| {
-        t.saturating_duration_since(crashed_at).as_secs_f64() * 1000.0
-            - crashed_at.saturating_duration_since(t).as_secs_f64() * 1000.0
-    };
-    report.timeline = plot::Timeline {
-        writes: events
-            .iter()
-            .map(|e| plot::Write {
-                at_ms: rel(e.at),
-                latency_ms: e.latency.as_secs_f64() * 1000.0,
-                acknowledged: e.outcome == Outcome::Acknowledged,
-            })
-            .collect(),
-        promoted_ms: rel(promoted_at),
-        repointed_ms: rel(promoted_at),
-        first_write_ms: rel(first_new),
-    };
-    let present = ledger::present_ids(c, &new, run_id, round)?;
-    let l = Ledger::account(&events, &present);
-    report.acknowledged = l.acknowledged;
-    report.lost = l.lost_ids.len();
-    report.lost_ids = l.lost_ids;
-    report.duplicated_ids = l.duplicated_ids;
-    report.uncertain = l.uncertain;
-    report.uncertain_landed = l.uncertain_landed;
-    report.uncertain_not_landed = l.uncertain - l.uncertain_landed;
+    // Patroni's re-pointing is its own: the new leader seen marks both.
+    super::observe_new_primary(
+        c,
+        &mut report,
+        writer,
+        &new,
+        run_id,
+        round,
+        super::Marks {
+            fault: crashed_at,
+            promoted: promoted_at,
+            repointed: promoted_at,
+        },
+        timeout,
+    )?;
 
     // The old leader comes back as a supervisor would start it; Patroni
     // rejoins it (pg_rewind) by itself.

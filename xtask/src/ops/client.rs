@@ -8,20 +8,27 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-pub fn connect(
-    t: &Topology,
-    port: u16,
-    password: &Secret,
-    warned: Arc<AtomicBool>,
-) -> Result<postgres::Client> {
+/// A connection to a node's published port on 127.0.0.1, as the database
+/// owner to the topology's database.
+fn owner_config(t: &Topology, port: u16, password: &Secret, app: &str) -> postgres::Config {
     let mut cfg = postgres::Config::new();
     cfg.host("127.0.0.1")
         .port(port)
         .user(t.database.owner.get_ref().as_str())
         .dbname(t.database.name.get_ref().as_str())
         .password(password.expose())
-        .application_name("pgrepl-drill")
-        .connect_timeout(Duration::from_secs(3))
+        .application_name(app);
+    cfg
+}
+
+pub fn connect(
+    t: &Topology,
+    port: u16,
+    password: &Secret,
+    warned: Arc<AtomicBool>,
+) -> Result<postgres::Client> {
+    let mut cfg = owner_config(t, port, password, "pgrepl-drill");
+    cfg.connect_timeout(Duration::from_secs(3))
         .keepalives(true)
         .keepalives_idle(Duration::from_secs(5))
         .notice_callback(move |n| {
@@ -47,8 +54,7 @@ pub fn connect(
 /// answers, and must not hang the tool. A connection whose statement ran
 /// past its deadline is abandoned with its thread.
 pub struct Direct {
-    user: String,
-    dbname: String,
+    topology: Topology,
     password: Secret,
     nodes: std::collections::HashMap<String, Slot>,
 }
@@ -74,8 +80,7 @@ const CONNECT_DEADLINE: Duration = Duration::from_secs(2);
 impl Direct {
     pub fn new(t: &Topology, password: Secret) -> Direct {
         Direct {
-            user: t.database.owner.get_ref().as_str().to_string(),
-            dbname: t.database.name.get_ref().as_str().to_string(),
+            topology: t.clone(),
             password,
             nodes: t
                 .nodes
@@ -174,14 +179,8 @@ impl Direct {
     }
 
     fn connect(&self, slot: &Slot) -> Result<postgres::Client, Miss> {
-        let mut cfg = postgres::Config::new();
-        cfg.host("127.0.0.1")
-            .port(slot.port)
-            .user(&self.user)
-            .dbname(&self.dbname)
-            .password(self.password.expose())
-            .application_name("pgrepl-control")
-            .connect_timeout(CONNECT_DEADLINE);
+        let mut cfg = owner_config(&self.topology, slot.port, &self.password, "pgrepl-control");
+        cfg.connect_timeout(CONNECT_DEADLINE);
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             let _ = tx.send(cfg.connect(postgres::NoTls));

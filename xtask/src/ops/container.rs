@@ -5,6 +5,7 @@
 use crate::cluster::Cluster;
 use crate::runner::Cmd;
 use anyhow::{bail, Context, Result};
+use cluster_config::net::Cidr;
 use cluster_config::render::{BACKUP_DIR, PGDATA};
 use cluster_config::Storage;
 
@@ -157,6 +158,41 @@ pub fn fence(c: &Cluster, node: &str) -> Result<()> {
 /// The cluster network's Docker name.
 pub fn network(c: &Cluster) -> String {
     format!("{}_{}", c.name(), c.topology().network.name)
+}
+
+/// The IPv4 subnet Docker gave the cluster network (in a dry run before
+/// the network exists: the topology's, if it names one).
+pub fn subnet(c: &Cluster) -> Result<Option<Cidr>> {
+    let net = format!("{}_{}", c.name(), c.topology().network.name);
+    let out = c.runner.run_unchecked(
+        &c.docker
+            .cmd()
+            .args([
+                "network",
+                "inspect",
+                "--format",
+                "{{range .IPAM.Config}}{{.Subnet}} {{end}}",
+                &net,
+            ])
+            .read_only(),
+    )?;
+    if !out.success {
+        if c.runner.dry_run() {
+            return Ok(c.topology().subnet().map(|s| s.cidr()));
+        }
+        bail!(
+            "network {net} not found after `up --no-start`: {}",
+            out.stderr.trim()
+        );
+    }
+    let first = out
+        .stdout
+        .split_whitespace()
+        .find(|s| s.contains('.'))
+        .or(out.stdout.split_whitespace().next());
+    first
+        .map(|s| s.parse::<Cidr>().map_err(anyhow::Error::msg))
+        .transpose()
 }
 
 /// Cuts a node off the cluster network; it stays alive.

@@ -119,33 +119,22 @@ fn install_debootstrap(runner: &dyn Runner) -> Result<()> {
     match (root, apt) {
         (true, Some(apt)) => {
             say!("image: installing debootstrap (apt-get install debootstrap)");
+            let install = Cmd::new(&apt)
+                .args([
+                    "install",
+                    "-y",
+                    "-q",
+                    "--no-install-recommends",
+                    "debootstrap",
+                ])
+                .env("DEBIAN_FRONTEND", "noninteractive")
+                .streaming();
+            // A fresh machine may not have package lists yet.
             runner
-                .run(
-                    &Cmd::new(&apt)
-                        .args([
-                            "install",
-                            "-y",
-                            "-q",
-                            "--no-install-recommends",
-                            "debootstrap",
-                        ])
-                        .env("DEBIAN_FRONTEND", "noninteractive")
-                        .streaming(),
-                )
+                .run(&install)
                 .or_else(|_| {
                     runner.run(&Cmd::new(&apt).args(["update", "-q"]).streaming())?;
-                    runner.run(
-                        &Cmd::new(&apt)
-                            .args([
-                                "install",
-                                "-y",
-                                "-q",
-                                "--no-install-recommends",
-                                "debootstrap",
-                            ])
-                            .env("DEBIAN_FRONTEND", "noninteractive")
-                            .streaming(),
-                    )
+                    runner.run(&install)
                 })
                 .context("installing debootstrap")?;
             Ok(())
@@ -305,12 +294,12 @@ fn import(
     for c in &changes {
         import = import.args(["--change", c]);
     }
-    let previous = image_id(docker, runner, tag)?;
+    let previous = docker.image_id(runner, tag)?;
     runner.run(&import.arg(tarball.to_string_lossy().into_owned()).arg(tag))?;
     // The tag moved to the new image: the one it named before is left
     // dangling unless removed (only an image this tool built).
     if let Some(old) = previous {
-        if image_id(docker, runner, tag)?.as_deref() != Some(old.as_str()) {
+        if docker.image_id(runner, tag)?.as_deref() != Some(old.as_str()) {
             let label = runner.run_unchecked(
                 &docker
                     .cmd()
@@ -405,19 +394,6 @@ const ROOTLESS_HOOKS: [&str; 4] = [
     r#"chroot "$1" chown postgres:postgres /var/lib/postgresql/data /run/postgresql && chmod 0700 "$1/var/lib/postgresql/data" && chmod 3777 "$1/run/postgresql""#,
     r#"test -x "$1/usr/lib/postgresql/15/bin/postgres""#,
 ];
-
-fn image_id(docker: &Docker, runner: &dyn Runner, tag: &str) -> Result<Option<String>> {
-    let out = runner.run_unchecked(
-        &docker
-            .cmd()
-            .args(["image", "inspect", "--format", "{{.Id}}", tag])
-            .read_only(),
-    )?;
-    Ok(out
-        .success
-        .then(|| out.stdout.trim().to_string())
-        .filter(|s| !s.is_empty()))
-}
 
 /// Mount points at or below `dir`, deepest first, from the text of
 /// `/proc/self/mountinfo` (its fifth field, with `\040`-style escapes).

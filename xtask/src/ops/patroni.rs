@@ -133,10 +133,20 @@ pub fn members(c: &Cluster) -> Result<Vec<Member>> {
     Err(last.unwrap_or_else(|| anyhow::anyhow!("no node"))).context("no Patroni REST API answers")
 }
 
+/// What keeps a Patroni cluster from being healthy: Patroni's own view
+/// first, then, when that looks right, whether every replica really streams.
+pub fn health(c: &Cluster, members: &[Member]) -> Result<Vec<String>> {
+    let p = problems(c, members);
+    if !p.is_empty() {
+        return Ok(p);
+    }
+    streaming_problems(c, members)
+}
+
 /// What makes a Patroni cluster healthy here: one running leader, every
 /// other node a replica that streams, and with synchronous mode as many
 /// `sync_standby` members as the topology asks.
-pub fn problems(c: &Cluster, members: &[Member]) -> Vec<String> {
+fn problems(c: &Cluster, members: &[Member]) -> Vec<String> {
     let mut out = Vec::new();
     let leaders: Vec<&Member> = members.iter().filter(|m| m.role == "leader").collect();
     if leaders.len() != 1 {
@@ -293,29 +303,11 @@ pub fn setup(c: &Cluster, runner: &dyn Runner, timings: Timings, timeout: Durati
     }
     runner.run(&c.compose().args(["up", "--no-start"]))?;
     // Replication may come from the cluster network only.
-    let net = crate::ops::container::network(c);
-    let subnet = runner.run(
-        &c.docker
-            .cmd()
-            .args([
-                "network",
-                "inspect",
-                "--format",
-                "{{range .IPAM.Config}}{{.Subnet}} {{end}}",
-                &net,
-            ])
-            .read_only(),
-    );
-    let subnet = match subnet {
-        Ok(o) => o
-            .stdout
-            .split_whitespace()
-            .find(|s| s.contains('.'))
-            .map(str::to_string),
-        Err(_) if runner.dry_run() => Some("<subnet>".into()),
-        Err(e) => return Err(e),
-    }
-    .context("the cluster network has no IPv4 subnet")?;
+    let subnet = match crate::ops::container::subnet(c)? {
+        Some(cidr) => cidr.to_string(),
+        None if runner.dry_run() => "<subnet>".into(),
+        None => bail!("the cluster network has no IPv4 subnet"),
+    };
     layout.replication_from = Some(vec![subnet]);
     let files = patroni::render(t, &layout).map_err(|e| anyhow::anyhow!(e.join("; ")))?;
     if !runner.dry_run() {
@@ -377,7 +369,7 @@ pub fn setup(c: &Cluster, runner: &dyn Runner, timings: Timings, timeout: Durati
 /// What the leader's `pg_stat_replication` says Patroni's member list does
 /// not: every other node streams from it (Patroni 3.0 calls a replica
 /// `running` before it streams).
-pub fn streaming_problems(c: &Cluster, members: &[Member]) -> Result<Vec<String>> {
+fn streaming_problems(c: &Cluster, members: &[Member]) -> Result<Vec<String>> {
     let Some(leader) = leader(members) else {
         return Ok(vec!["no leader".into()]);
     };
@@ -409,10 +401,7 @@ pub fn wait_healthy(c: &Cluster, timeout: Duration) -> Result<Vec<Member>> {
                 return Err(Stop("interrupted".into()).into());
             }
             let m = members(c)?;
-            let mut p = problems(c, &m);
-            if p.is_empty() {
-                p = streaming_problems(c, &m)?;
-            }
+            let p = health(c, &m)?;
             last = p.join("; ");
             Ok(p.is_empty().then_some(m))
         },
