@@ -6,7 +6,7 @@
 # lists the setting: the ones meant for postgresql.conf). Runs as a
 # non-root user inside the project's image; changes nothing outside $TMPDIR.
 set -euo pipefail
-export PATH="/usr/lib/postgresql/15/bin:$PATH"
+# The image puts its major's programs on PATH (ENV PATH).
 work=$(mktemp -d)
 trap 'pg_ctl -D "$work/data" -m immediate stop >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
 initdb -D "$work/data" -A trust -U postgres >/dev/null

@@ -33,7 +33,10 @@ pub fn run(args: &BasebackupArgs, runner: &dyn Runner) -> Result<()> {
     let path = args.topology.resolve();
     let loaded = project::load_valid(&path)?;
     // Named nodes are checked against the topology before Docker is asked.
-    for n in &args.nodes {
+    for (i, n) in args.nodes.iter().enumerate() {
+        if args.nodes[..i].contains(n) {
+            bail!("--node {n} is given twice: name each standby once");
+        }
         project::require_node(&loaded, n)?;
     }
     let c = Cluster::connect(&path, loaded, runner)?;

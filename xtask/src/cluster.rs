@@ -80,6 +80,9 @@ pub struct Cluster<'r> {
     /// The image the nodes' containers run, when it is not the topology's
     /// (the Patroni engine's): one-off containers use it too.
     pub node_image: Option<String>,
+    /// The image the topology's nodes run, resolved on first use (see
+    /// [`crate::pg_image`]).
+    image: std::sync::OnceLock<crate::pg_image::Resolved>,
     /// Direct client connections for SQL, set up at the first statement
     /// once the secrets file exists (never in a dry run).
     direct: std::sync::OnceLock<Option<crate::ops::client::Direct>>,
@@ -101,7 +104,6 @@ impl<'r> Cluster<'r> {
     ) -> Result<Self> {
         let (compose_file, state_ref) = project::compose_location(topology, &loaded);
         let docker = Docker::detect(runner)?;
-        crate::ops::image::resolve(&docker, runner, &loaded.topology.cluster.image)?;
         Ok(Cluster {
             loaded,
             docker,
@@ -109,8 +111,47 @@ impl<'r> Cluster<'r> {
             compose_file,
             state_ref,
             node_image: None,
+            image: std::sync::OnceLock::new(),
             direct: std::sync::OnceLock::new(),
         })
+    }
+
+    /// The image the cluster's nodes run: the one setup recorded, or the
+    /// one the topology names when present (never built here).
+    pub fn image(&self) -> Result<&crate::pg_image::Resolved> {
+        if let Some(r) = self.image.get() {
+            return Ok(r);
+        }
+        let r = crate::pg_image::for_cluster(
+            &self.docker,
+            self.runner,
+            self.topology(),
+            &self.state_dir(),
+        )?;
+        Ok(self.image.get_or_init(|| r))
+    }
+
+    /// Makes the image available as setup does (building the project's own
+    /// image of a buildable major when absent, pulling only on request)
+    /// and records it for the cluster's later commands.
+    pub fn ensure_image(
+        &self,
+        absent: crate::pg_image::Absent,
+    ) -> Result<&crate::pg_image::Resolved> {
+        if let Some(r) = self.image.get() {
+            return Ok(r);
+        }
+        let want = crate::pg_image::Want::of(self.topology());
+        let r = crate::pg_image::resolve(&self.docker, self.runner, &want, absent)?;
+        Ok(self.image.get_or_init(|| r))
+    }
+
+    /// The image name one-off containers of a node run.
+    pub fn one_off_image(&self) -> Result<String> {
+        match &self.node_image {
+            Some(i) => Ok(i.clone()),
+            None => Ok(self.image()?.image.clone()),
+        }
     }
 
     pub fn topology(&self) -> &Topology {
@@ -132,8 +173,19 @@ impl<'r> Cluster<'r> {
         p
     }
 
-    pub fn compose(&self) -> Cmd {
-        self.docker.compose(&self.compose_file, self.name())
+    /// A Compose command for the cluster's project, with the image its
+    /// nodes run (the Patroni engine's file names its own image).
+    pub fn compose(&self) -> Result<Cmd> {
+        let image = match &self.node_image {
+            Some(_) => None,
+            None => Some(self.image()?.image.clone()),
+        };
+        self.docker.compose(
+            self.runner,
+            &self.compose_file,
+            self.name(),
+            image.as_deref(),
+        )
     }
 
     /// The container of a node, if it exists (running or not).
@@ -196,16 +248,9 @@ impl<'r> Cluster<'r> {
             .direct
             .get_or_init(|| {
                 let path = self.state_dir().join(SECRETS_FILE);
-                let text = std::fs::read_to_string(path).ok()?;
-                let pw = text.lines().find_map(|l| {
-                    l.trim_end_matches('\r')
-                        .strip_prefix("POSTGRES_PASSWORD=")
-                        .filter(|v| !v.is_empty())
-                })?;
-                Some(crate::ops::client::Direct::new(
-                    self.topology(),
-                    Secret::new(pw),
-                ))
+                let text = crate::secrets::read(&path).ok().flatten()?;
+                let pw = crate::secrets::secret(&text, crate::secrets::OWNER)?;
+                Some(crate::ops::client::Direct::new(self.topology(), pw))
             })
             .as_ref()?;
         let statements = crate::ops::client::split_statements(sql)?;
@@ -357,20 +402,12 @@ impl<'r> Cluster<'r> {
     /// data exists, a missing password cannot be made up, and the error says
     /// what to do.
     pub fn secrets(&self) -> Result<Secrets> {
-        const KEYS: [&str; 2] = ["POSTGRES_PASSWORD", "PGREPL_REPLICATION_PASSWORD"];
+        use crate::secrets::{get, KEYS};
         let path = self.state_dir().join(SECRETS_FILE);
         let shown = project::display(&path);
-        let text = match std::fs::read_to_string(&path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-            Err(e) => return Err(e).with_context(|| format!("reading {shown}")),
-        };
-        let get = |text: &str, k: &str| {
-            text.lines()
-                .find_map(|l| l.trim_end_matches('\r').strip_prefix(k)?.strip_prefix('='))
-                .filter(|v| !v.is_empty())
-                .map(str::to_string)
-        };
+        let text = crate::secrets::read(&path)
+            .with_context(|| format!("reading {shown}"))?
+            .unwrap_or_default();
         let missing: Vec<&str> = KEYS
             .iter()
             .copied()
@@ -455,35 +492,10 @@ pub fn generate_password() -> Result<String> {
 }
 
 /// Writes a file only its owner can read: mode 0600 on Unix, a protected
-/// DACL for the current user alone on Windows (see owner_only.rs).
+/// DACL for the current user alone on Windows (see owner_only.rs), set
+/// before the first byte (see [`crate::fsx`]).
 pub fn write_private(path: &std::path::Path, text: &str) -> Result<()> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let tmp = path.with_extension("tmp");
-    #[cfg(unix)]
-    {
-        use std::io::Write;
-        use std::os::unix::fs::OpenOptionsExt;
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        f.write_all(text.as_bytes())?;
-        f.sync_all()?;
-    }
-    #[cfg(windows)]
-    {
-        // Owner-only before a secret is written into it.
-        std::fs::write(&tmp, "")?;
-        crate::owner_only::restrict(&tmp)?;
-        let mut f = std::fs::OpenOptions::new().write(true).open(&tmp)?;
-        std::io::Write::write_all(&mut f, text.as_bytes())?;
-        f.sync_all()?;
-    }
-    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
+    crate::fsx::write(path, text.as_bytes(), crate::fsx::Access::Private)?;
     Ok(())
 }
 

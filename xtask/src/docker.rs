@@ -14,32 +14,32 @@ pub enum ComposeCli {
     Standalone(PathBuf),
 }
 
-#[derive(Debug, Clone)]
+/// The Docker CLI, found once; Compose is found the first time a Compose
+/// command is built (most commands never use it: it costs half a second).
+#[derive(Debug)]
 pub struct Docker {
     pub docker: PathBuf,
-    pub compose: ComposeCli,
-    pub compose_version: String,
+    pub compose: std::sync::OnceLock<Result<(ComposeCli, String), String>>,
 }
+
+/// Forces one Compose: `v1` (`docker-compose`) or `v2` (`docker compose`).
+pub const COMPOSE_ENV: &str = "PGREPL_COMPOSE";
 
 const INSTALL_HINT: &str =
     "Install Docker Engine with the Compose plugin (`docker compose`) or `docker-compose` \
 (Debian: the Docker engine package and docker-compose from apt; Windows: Docker Desktop), then re-run.";
 
 impl Docker {
-    /// Finds `docker` on PATH (honouring PATHEXT on Windows), checks that the
-    /// daemon answers, and finds a Compose that works.
+    /// Finds `docker` on PATH (honouring PATHEXT on Windows) and checks that
+    /// the daemon answers.
     pub fn detect(runner: &dyn Runner) -> Result<Docker> {
         let docker = which::which("docker")
             .map_err(|_| anyhow::anyhow!("`docker` was not found on PATH. {INSTALL_HINT}"))?;
-        Self::detect_with(docker, which::which("docker-compose").ok(), runner)
+        Self::detect_with(docker, runner)
     }
 
-    /// Detection with the programs already located (tests pass their own).
-    pub fn detect_with(
-        docker: PathBuf,
-        standalone: Option<PathBuf>,
-        runner: &dyn Runner,
-    ) -> Result<Docker> {
+    /// Detection with the program already located (tests pass their own).
+    pub fn detect_with(docker: PathBuf, runner: &dyn Runner) -> Result<Docker> {
         let server = runner.run_unchecked(
             &Cmd::new(&docker)
                 .args(["version", "--format", "{{.Server.Version}}"])
@@ -52,37 +52,30 @@ impl Docker {
                 server.stderr.trim().lines().last().unwrap_or("no output")
             );
         }
-        let plugin = runner.run_unchecked(
-            &Cmd::new(&docker)
-                .args(["compose", "version", "--short"])
-                .read_only(),
-        )?;
-        if plugin.success && !plugin.stdout.trim().is_empty() {
-            return Ok(Docker {
-                docker,
-                compose: ComposeCli::Plugin,
-                compose_version: plugin.stdout.trim().to_string(),
-            });
-        }
-        if let Some(dc) = standalone {
-            let v =
-                runner.run_unchecked(&Cmd::new(&dc).args(["version", "--short"]).read_only())?;
-            if v.success {
-                return Ok(Docker {
-                    docker,
-                    compose: ComposeCli::Standalone(dc),
-                    compose_version: v.stdout.trim().to_string(),
-                });
-            }
-        }
-        bail!("neither `docker compose` nor `docker-compose` works. {INSTALL_HINT}")
+        Ok(Docker {
+            docker,
+            compose: std::sync::OnceLock::new(),
+        })
+    }
+
+    /// The Compose that works here, found on first use: `PGREPL_COMPOSE`
+    /// (`v1` or `v2`) forces one; else the v2 plugin, else `docker-compose`.
+    pub fn compose_cli(&self, runner: &dyn Runner) -> Result<(ComposeCli, String)> {
+        self.compose
+            .get_or_init(|| {
+                find_compose(&self.docker, which::which("docker-compose").ok(), runner)
+                    .map_err(|e| format!("{e:#}"))
+            })
+            .clone()
+            .map_err(anyhow::Error::msg)
     }
 
     /// `docker compose 2.x` or `docker-compose 1.29.2`, for messages.
-    pub fn describe(&self) -> String {
-        match &self.compose {
-            ComposeCli::Plugin => format!("docker compose {}", self.compose_version),
-            ComposeCli::Standalone(_) => format!("docker-compose {}", self.compose_version),
+    pub fn describe(&self, runner: &dyn Runner) -> String {
+        match self.compose_cli(runner) {
+            Ok((ComposeCli::Plugin, v)) => format!("docker compose {v}"),
+            Ok((ComposeCli::Standalone(_), v)) => format!("docker-compose {v}"),
+            Err(_) => "no Compose".into(),
         }
     }
 
@@ -90,28 +83,30 @@ impl Docker {
         Cmd::new(&self.docker)
     }
 
-    /// A Compose command for a cluster's project. The image may be overridden
-    /// with PGREPL_IMAGE; the servers run as the invoking user on Linux when
-    /// it is not root, so bind-mounted files stay the user's own.
-    pub fn compose(&self, file: &Path, project: &str) -> Cmd {
-        let base = match &self.compose {
+    /// A Compose command for a cluster's project, running `image`; the
+    /// servers run as the invoking user on Linux when it is not root, so
+    /// bind-mounted files stay the user's own.
+    pub fn compose(
+        &self,
+        runner: &dyn Runner,
+        file: &Path,
+        project: &str,
+        image: Option<&str>,
+    ) -> Result<Cmd> {
+        let base = match self.compose_cli(runner)?.0 {
             ComposeCli::Plugin => Cmd::new(&self.docker).arg("compose"),
             ComposeCli::Standalone(p) => Cmd::new(p),
         };
         let mut c = base
             .args(["-p", project, "-f"])
             .arg(file.to_string_lossy().into_owned());
-        if let Some(image) = IMAGE_CHOICE
-            .get()
-            .cloned()
-            .or_else(|| std::env::var(IMAGE_ENV).ok())
-        {
+        if let Some(image) = image {
             c = c.env(IMAGE_ENV, image);
         }
         if let Some(user) = run_as_user() {
             c = c.env(USER_ENV, user);
         }
-        c
+        Ok(c)
     }
 
     /// Whether an image is present in the engine.
@@ -136,6 +131,50 @@ impl Docker {
                 .read_only(),
         )
     }
+}
+
+/// Finds a working Compose: `PGREPL_COMPOSE=v1|v2` forces one (and fails
+/// when it does not work); else the v2 plugin, else `docker-compose`.
+fn find_compose(
+    docker: &Path,
+    standalone: Option<PathBuf>,
+    runner: &dyn Runner,
+) -> Result<(ComposeCli, String)> {
+    let forced = match std::env::var(COMPOSE_ENV) {
+        Ok(v) if v.trim().is_empty() => None,
+        Ok(v) => match v.trim() {
+            "v1" | "1" | "docker-compose" => Some(false),
+            "v2" | "2" | "plugin" | "docker compose" => Some(true),
+            other => bail!(
+                "{COMPOSE_ENV} is `{}`: use v2 (`docker compose`) or v1 (`docker-compose`), or unset it",
+                cluster_config::names::shown(other)
+            ),
+        },
+        Err(_) => None,
+    };
+    if forced != Some(false) {
+        let plugin = runner.run_unchecked(
+            &Cmd::new(docker)
+                .args(["compose", "version", "--short"])
+                .read_only(),
+        )?;
+        if plugin.success && !plugin.stdout.trim().is_empty() {
+            return Ok((ComposeCli::Plugin, plugin.stdout.trim().to_string()));
+        }
+        if forced == Some(true) {
+            bail!("{COMPOSE_ENV} asks for `docker compose` (v2), which does not work here. {INSTALL_HINT}");
+        }
+    }
+    if let Some(dc) = standalone {
+        let v = runner.run_unchecked(&Cmd::new(&dc).args(["version", "--short"]).read_only())?;
+        if v.success {
+            return Ok((ComposeCli::Standalone(dc), v.stdout.trim().to_string()));
+        }
+    }
+    if forced == Some(false) {
+        bail!("{COMPOSE_ENV} asks for `docker-compose` (v1), which is not on PATH or does not work. {INSTALL_HINT}");
+    }
+    bail!("neither `docker compose` nor `docker-compose` works. {INSTALL_HINT}")
 }
 
 /// `uid:gid` for the containers' servers: the invoking user's on Unix when
@@ -166,25 +205,6 @@ pub fn effective_ids() -> Option<(u32, u32)> {
     None
 }
 
-/// The image chosen for this run when the topology's is absent (see
-/// `image::ensure`); Compose gets it as PGREPL_IMAGE.
-static IMAGE_CHOICE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-
-/// Records the image this run uses in place of the topology's.
-pub fn choose_image(image: &str) {
-    let _ = IMAGE_CHOICE.set(image.to_string());
-}
-
-/// The image a topology runs: the one chosen for this run, else
-/// PGREPL_IMAGE, else the topology's.
-pub fn image_for(topology_image: &str) -> String {
-    IMAGE_CHOICE
-        .get()
-        .cloned()
-        .or_else(|| std::env::var(IMAGE_ENV).ok())
-        .unwrap_or_else(|| topology_image.to_string())
-}
-
 /// A port on the host's loopback that something already listens on.
 pub fn port_in_use(port: u16) -> bool {
     std::net::TcpListener::bind(("127.0.0.1", port)).is_err()
@@ -200,40 +220,37 @@ mod tests {
     }
 
     #[test]
-    fn prefers_the_compose_plugin() {
+    fn prefers_the_compose_plugin_found_on_first_use() {
         let rec = Recording::default();
         rec.answer("docker version", "20.10.24");
         rec.answer("docker compose version", "2.29.1");
-        let d = Docker::detect_with(docker(), Some("docker-compose".into()), &rec).unwrap();
-        assert_eq!(d.compose, ComposeCli::Plugin);
-        assert_eq!(d.describe(), "docker compose 2.29.1");
+        let d = Docker::detect_with(docker(), &rec).unwrap();
+        // No Compose call until a Compose command is built.
+        assert_eq!(rec.lines().len(), 1, "{:?}", rec.lines());
         let c = d
-            .compose(Path::new("/r/compose/semi-sync.yml"), "semi-sync")
+            .compose(
+                &rec,
+                Path::new("/r/compose/semi-sync.yml"),
+                "semi-sync",
+                Some("pgrepl/postgres:17"),
+            )
+            .unwrap()
             .to_string();
         assert!(c.contains("docker compose -p semi-sync -f"), "{c}");
+        assert!(c.contains("PGREPL_IMAGE=pgrepl/postgres:17"), "{c}");
+        assert_eq!(d.describe(&rec), "docker compose 2.29.1");
     }
 
     #[test]
     fn falls_back_to_docker_compose_v1() {
         let rec = Recording::default();
-        rec.answer("docker version", "20.10.24");
-        rec.answers.lock().unwrap().push((
-            "docker compose".into(),
-            Output {
-                success: false,
-                ..Output::default()
-            },
-        ));
+        rec.fail("docker compose");
         rec.answer("docker-compose version", "1.29.2");
-        let d = Docker::detect_with(docker(), Some("docker-compose".into()), &rec).unwrap();
-        assert_eq!(d.compose, ComposeCli::Standalone("docker-compose".into()));
-        assert!(
-            d.compose(Path::new("/r/x.yml"), "x")
-                .to_string()
-                .starts_with("docker-compose -p x")
-                || d.compose(Path::new("/r/x.yml"), "x")
-                    .to_string()
-                    .contains(" docker-compose -p x")
+        let (cli, v) =
+            find_compose(Path::new("docker"), Some("docker-compose".into()), &rec).unwrap();
+        assert_eq!(
+            (cli, v.as_str()),
+            (ComposeCli::Standalone("docker-compose".into()), "1.29.2")
         );
     }
 
@@ -248,24 +265,15 @@ mod tests {
                 ..Output::default()
             },
         ));
-        let err = Docker::detect_with(docker(), None, &rec)
-            .unwrap_err()
-            .to_string();
+        let err = Docker::detect_with(docker(), &rec).unwrap_err().to_string();
         assert!(
             err.contains("does not answer") && err.contains("Start it"),
             "{err}"
         );
 
         let rec = Recording::default();
-        rec.answer("docker version", "20.10.24");
-        rec.answers.lock().unwrap().push((
-            "compose".into(),
-            Output {
-                success: false,
-                ..Output::default()
-            },
-        ));
-        let err = Docker::detect_with(docker(), None, &rec)
+        rec.fail("compose");
+        let err = find_compose(Path::new("docker"), None, &rec)
             .unwrap_err()
             .to_string();
         assert!(

@@ -70,7 +70,11 @@ pub fn run(args: &DownArgs, runner: &dyn Runner) -> Result<()> {
             // Bind-mounted data may belong to the container's user: when the
             // host user cannot delete it, a one-off container does.
             if data_move::remove_all(&dir).is_err() && dir.exists() {
-                let image = crate::docker::image_for(&c.topology().cluster.image);
+                let image = c
+                    .image()
+                    .context("the state folder holds files this user cannot delete, and a container to delete them needs the cluster's image")?
+                    .image
+                    .clone();
                 runner.run(
                     &c.docker
                         .cmd()

@@ -2,9 +2,9 @@
 //! Patroni on several hosts (one `patroni.yml` per node, each etcd member's
 //! settings, and the passwords in an owner-only file of their own).
 
-use crate::cluster::{generate_password, write_private};
-use crate::project;
-use anyhow::{bail, Context, Result};
+use crate::cluster::generate_password;
+use crate::{fsx, project};
+use anyhow::{bail, Result};
 use clap::{Args, ValueEnum};
 use cluster_config::compose::{SECRETS_FILE, STATE_DIR};
 use cluster_config::names::NodeName;
@@ -33,9 +33,15 @@ pub struct ExportArgs {
     /// Folder to write into (one sub-folder per node)
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
-    /// Where a node runs, as NODE=HOST (repeat for every node)
+    /// Where a node runs, as NODE=HOST (repeat for every node): an address
+    /// or a host name other machines reach it at (IPv6 as fd00::1 or [fd00::1])
     #[arg(long = "host", value_name = "NODE=HOST", value_parser = parse_host)]
     pub hosts: Vec<(NodeName, Host)>,
+    /// Replace the files of an earlier export in DIR, its passwords included
+    /// (without it, a DIR holding a secrets.env is refused: those passwords
+    /// may belong to a deployed cluster)
+    #[arg(long)]
+    pub force: bool,
 }
 
 fn parse_host(v: &str) -> Result<(NodeName, Host), String> {
@@ -74,44 +80,66 @@ pub fn run(args: &ExportArgs) -> Result<()> {
         say!("warning: {w}");
     }
     // The cluster's own passwords when it has them; new ones otherwise.
-    let existing = std::fs::read_to_string(
-        project::root()
+    let existing = crate::secrets::read(
+        &project::root()
             .join(STATE_DIR)
             .join(t.name())
             .join(SECRETS_FILE),
-    )
+    )?
     .unwrap_or_default();
-    let get = |k: &str| {
-        existing
-            .lines()
-            .find_map(|l| l.strip_prefix(k)?.strip_prefix('='))
-            .filter(|v| !v.is_empty())
-            .map(str::to_string)
-    };
-    let superuser = match get("POSTGRES_PASSWORD") {
+    let superuser = match crate::secrets::get(&existing, crate::secrets::OWNER) {
         Some(p) => p,
         None => generate_password()?,
     };
-    let replication = match get("PGREPL_REPLICATION_PASSWORD") {
+    let replication = match crate::secrets::get(&existing, crate::secrets::REPLICATION) {
         Some(p) => p,
         None => generate_password()?,
     };
+    let secrets_text = format!(
+        "# Passwords of cluster {}: copy to each host privately, never commit.\n\
+         PATRONI_SUPERUSER_PASSWORD={superuser}\nPATRONI_REWIND_PASSWORD={superuser}\nPATRONI_REPLICATION_PASSWORD={replication}\n",
+        t.name()
+    );
+    // Everything is built; now the folder. An earlier export's passwords
+    // are never replaced silently.
+    let secrets_path = args.out.join("secrets.env");
+    if std::fs::symlink_metadata(&secrets_path).is_ok() && !args.force {
+        bail!(
+            "{} already exists: its passwords may be those of a deployed cluster. Export into an empty folder, \
+             or pass --force to replace every file of the earlier export; nothing was written",
+            secrets_path.display()
+        );
+    }
+    let mut writes: Vec<(PathBuf, &str, fsx::Access)> = Vec::new();
     for (node, yml) in &files.nodes {
-        let dir = args.out.join(node);
-        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-        project::write_if_changed(&dir.join("patroni.yml"), yml)?;
+        writes.push((
+            args.out.join(node).join("patroni.yml"),
+            yml,
+            fsx::Access::Public,
+        ));
     }
     for (node, env) in &files.etcd {
-        project::write_if_changed(&args.out.join(node).join("etcd.env"), env)?;
+        writes.push((
+            args.out.join(node).join("etcd.env"),
+            env,
+            fsx::Access::Public,
+        ));
     }
-    write_private(
-        &args.out.join("secrets.env"),
-        &format!(
-            "# Passwords of cluster {}: copy to each host privately, never commit.\n\
-             PATRONI_SUPERUSER_PASSWORD={superuser}\nPATRONI_REWIND_PASSWORD={superuser}\nPATRONI_REPLICATION_PASSWORD={replication}\n",
-            t.name()
-        ),
-    )?;
+    writes.push((secrets_path, &secrets_text, fsx::Access::Private));
+    // Every target is checked before the first is written: a planted link
+    // at any of them stops the export with nothing written.
+    fsx::create_dir(&args.out)?;
+    for (path, _, _) in &writes {
+        if let Some(dir) = path.parent() {
+            if std::fs::symlink_metadata(dir).is_ok() {
+                fsx::create_dir(dir)?;
+            }
+        }
+        fsx::check_target(path)?;
+    }
+    for (path, text, access) in &writes {
+        fsx::write(path, text.as_bytes(), *access)?;
+    }
     say!(
         "{}: Patroni files for {} node(s) and {} etcd member(s) in {} (passwords in secrets.env, owner-only)",
         t.name(),

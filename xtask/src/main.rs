@@ -15,14 +15,17 @@ mod down;
 mod drill;
 mod export;
 mod failover;
+mod fsx;
 mod image;
 mod ops;
 #[cfg(windows)]
 mod owner_only;
+mod pg_image;
 mod project;
 mod rejoin;
 mod render;
 mod runner;
+mod secrets;
 mod setup;
 mod status;
 mod switchover;
@@ -69,7 +72,7 @@ pub enum Command {
 
 fn main() {
     if let Err(e) = check_environment() {
-        eprintln!("error: {e:#}");
+        warn!("error: {e:#}");
         std::process::exit(2);
     }
     let cli = Cli::parse();
@@ -113,17 +116,33 @@ fn main() {
         }
     };
     if let Err(e) = result {
-        eprintln!("error: {e:#}");
+        warn!("error: {e:#}");
         std::process::exit(1);
     }
 }
+
+/// The longest command-line argument accepted (PATH_MAX on Linux).
+const MAX_ARG: usize = 4096;
 
 /// The tool's environment variables, checked before anything else reads
 /// them: an empty or malformed one is named, never mistaken for a flag.
 fn check_environment() -> anyhow::Result<()> {
     use anyhow::bail;
+    // No argument is echoed back at length: one longer than any path or
+    // value the tool takes is refused here, by its position and size.
+    for (i, arg) in std::env::args_os().enumerate().skip(1) {
+        let len = arg.len();
+        if len > MAX_ARG {
+            bail!("argument {i} is {len} bytes long; the longest the tool takes is {MAX_ARG} bytes (a path or a value)");
+        }
+    }
+    runner::verbose()?;
     for (var, what) in [
         ("PGREPL_TOPOLOGY", "a topology file"),
+        (
+            "PGREPL_DEBIAN_MIRROR",
+            "a Debian mirror URL (http://, https:// or file:/)",
+        ),
         (
             cluster_config::compose::IMAGE_ENV,
             "an image such as pgrepl/postgres:15",
@@ -141,6 +160,11 @@ fn check_environment() -> anyhow::Result<()> {
         }
         if var == cluster_config::compose::IMAGE_ENV {
             if let Err(e) = value.parse::<cluster_config::names::ImageRef>() {
+                bail!("{var}: {e}");
+            }
+        }
+        if var == "PGREPL_DEBIAN_MIRROR" {
+            if let Err(e) = crate::ops::image::parse_mirror(value) {
                 bail!("{var}: {e}");
             }
         }

@@ -221,12 +221,12 @@ mod tests {
         let file = dir.join("secrets.env");
         crate::cluster::write_private(&file, "POSTGRES_PASSWORD=x\n").unwrap();
         let dacl = read(&file).unwrap();
-        println!("secrets.env DACL: {dacl:?}");
+        say!("secrets.env DACL: {dacl:?}");
         if std::env::var_os("WINEPREFIX").is_some() {
             // Wine 8 keeps no DACL on a file: it maps one to Unix mode bits
             // and reads back a DACL made from them, so the entries set here
             // cannot be read back. What Wine can show: the calls succeeded.
-            println!("under Wine: DACL not kept by Wine 8, the calls succeeded; ACL read-back is checked on Windows only");
+            say!("under Wine: DACL not kept by Wine 8, the calls succeeded; ACL read-back is checked on Windows only");
             std::fs::remove_dir_all(&dir).unwrap();
             return;
         }

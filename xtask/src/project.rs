@@ -44,7 +44,8 @@ pub fn display(path: &Path) -> String {
 /// Reads and parses a topology file; the error names the file, line and
 /// rule.
 pub fn load(path: &Path) -> Result<Loaded> {
-    let bytes = fs::read(path).with_context(|| format!("reading topology {}", path.display()))?;
+    let bytes = crate::fsx::read_limited(path, crate::fsx::TOPOLOGY_LIMIT)
+        .with_context(|| format!("reading topology {}", path.display()))?;
     Loaded::from_bytes(&display(path), &bytes).map_err(|report| anyhow::anyhow!("{report}"))
 }
 
@@ -94,23 +95,11 @@ pub fn compose_location(path: &Path, loaded: &Loaded) -> (PathBuf, String) {
     (file, loc.state_ref)
 }
 
-/// Writes `contents` to `path` through a temporary file in the same
-/// directory and a rename, so readers see the old or the new file, never a
-/// part. Returns whether the file changed.
+/// Writes a file others may read (rendered configuration, Compose files,
+/// reports) atomically, never through a link; see [`crate::fsx`]. Returns
+/// whether the file changed.
 pub fn write_if_changed(path: &Path, contents: &str) -> Result<bool> {
-    if fs::read_to_string(path).ok().as_deref() == Some(contents) {
-        return Ok(false);
-    }
-    let dir = path.parent().context("file has no parent directory")?;
-    fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let name = path
-        .file_name()
-        .context("file has no name")?
-        .to_string_lossy();
-    let tmp = dir.join(format!(".{name}.tmp"));
-    fs::write(&tmp, contents).with_context(|| format!("writing {}", tmp.display()))?;
-    fs::rename(&tmp, path).with_context(|| format!("replacing {}", path.display()))?;
-    Ok(true)
+    crate::fsx::write(path, contents.as_bytes(), crate::fsx::Access::Public)
 }
 
 /// `--topology FILE`, shared by the subcommands that act on one cluster.
@@ -141,4 +130,22 @@ pub fn resolve(p: &Path) -> PathBuf {
     } else {
         p.to_path_buf()
     }
+}
+
+/// A number of seconds from the command line: finite, not negative, at most
+/// ten minutes (`NaN`, `inf` and `-1` are refused, not clamped).
+pub fn parse_seconds(v: &str) -> Result<f64, String> {
+    let x: f64 = v.trim().parse().map_err(|_| {
+        format!(
+            "`{}` is not a number of seconds",
+            cluster_config::names::shown(v)
+        )
+    })?;
+    if !x.is_finite() || !(0.0..=600.0).contains(&x) {
+        return Err(format!(
+            "`{}` is not a number of seconds from 0 to 600",
+            cluster_config::names::shown(v)
+        ));
+    }
+    Ok(x)
 }

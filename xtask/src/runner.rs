@@ -59,6 +59,8 @@ pub struct Cmd {
     /// Whether its output streams to the terminal (progress) rather than
     /// being captured.
     pub stream: bool,
+    /// Killed after this long (captured output only).
+    pub timeout: Option<std::time::Duration>,
 }
 
 impl Cmd {
@@ -71,7 +73,14 @@ impl Cmd {
             stdin: None,
             mutating: true,
             stream: false,
+            timeout: None,
         }
+    }
+
+    /// Kills the command when it runs longer than `limit`.
+    pub fn timeout(mut self, limit: std::time::Duration) -> Self {
+        self.timeout = Some(limit);
+        self
     }
 
     pub fn arg(mut self, a: impl Into<String>) -> Self {
@@ -197,7 +206,7 @@ impl Real {
 impl Runner for Real {
     fn run_unchecked(&self, cmd: &Cmd) -> Result<Output> {
         if self.verbose {
-            eprintln!("$ {cmd}");
+            warn!("$ {cmd}");
         }
         // A shell context per command: its working folder is this
         // command's own, and commands may run from several threads.
@@ -232,9 +241,12 @@ impl Runner for Real {
             });
         }
         let started = std::time::Instant::now();
+        if let Some(limit) = cmd.timeout {
+            return bounded(c.into(), limit, cmd);
+        }
         let out = c.output().with_context(|| format!("starting `{cmd}`"))?;
         if self.verbose {
-            eprintln!(
+            warn!(
                 "  ({} ms, exit {})",
                 started.elapsed().as_millis(),
                 out.status.code().unwrap_or(-1)
@@ -248,16 +260,88 @@ impl Runner for Real {
     }
 }
 
+/// Runs a command with a deadline: killed (and said so) when it runs over.
+fn bounded(
+    mut command: std::process::Command,
+    limit: std::time::Duration,
+    cmd: &Cmd,
+) -> Result<Output> {
+    use std::process::Stdio;
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("starting `{cmd}`"))?;
+    let (mut out, mut err) = (child.stdout.take(), child.stderr.take());
+    let reader = std::thread::spawn(move || {
+        let mut o = Vec::new();
+        if let Some(s) = out.as_mut() {
+            let _ = std::io::Read::read_to_end(s, &mut o);
+        }
+        o
+    });
+    let err_reader = std::thread::spawn(move || {
+        let mut e = Vec::new();
+        if let Some(s) = err.as_mut() {
+            let _ = std::io::Read::read_to_end(s, &mut e);
+        }
+        e
+    });
+    let deadline = std::time::Instant::now() + limit;
+    let status = loop {
+        if let Some(st) = child.try_wait()? {
+            break Some(st);
+        }
+        if std::time::Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let stdout = reader.join().unwrap_or_default();
+    let mut stderr = String::from_utf8_lossy(&err_reader.join().unwrap_or_default()).into_owned();
+    if status.is_none() {
+        stderr.push_str(&format!(
+            "\nkilled after {}s (its time limit)",
+            limit.as_secs()
+        ));
+    }
+    Ok(Output {
+        stdout: String::from_utf8_lossy(&stdout).into_owned(),
+        stderr,
+        success: status.is_some_and(|s| s.success()),
+    })
+}
+
 /// The runner a subcommand gets: real, or a dry run that prints the plan.
 /// `PGREPL_VERBOSE=1` echoes every command (redacted) before it runs.
 pub fn for_flags(dry_run: bool) -> Result<Box<dyn Runner>> {
-    let verbose = std::env::var("PGREPL_VERBOSE").is_ok_and(|v| v == "1");
+    let verbose = verbose()?;
     let real = Real::new(verbose)?;
     Ok(if dry_run {
         Box::new(DryRun { inner: real })
     } else {
         Box::new(real)
     })
+}
+
+/// `PGREPL_VERBOSE`: unset, or one of the usual words for true and false;
+/// anything else is an error that says which words are understood.
+pub fn verbose() -> Result<bool> {
+    let Some(v) = std::env::var_os("PGREPL_VERBOSE") else {
+        return Ok(false);
+    };
+    let v = v.to_string_lossy().trim().to_ascii_lowercase();
+    match v.as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" | "" => Ok(false),
+        _ => bail!(
+            "PGREPL_VERBOSE is `{}`: use 1, true, yes or on to echo every command, 0, false, no or off (or unset it) for quiet",
+            cluster_config::names::shown(&v)
+        ),
+    }
 }
 
 /// Prints mutating commands instead of running them; read-only ones run
@@ -300,6 +384,17 @@ impl Recording {
             Output {
                 stdout: stdout.to_string(),
                 success: true,
+                ..Output::default()
+            },
+        ));
+    }
+
+    /// A command whose display contains `contains` fails.
+    pub fn fail(&self, contains: &str) {
+        self.answers.lock().unwrap().push((
+            contains.to_string(),
+            Output {
+                success: false,
                 ..Output::default()
             },
         ));

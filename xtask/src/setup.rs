@@ -36,6 +36,21 @@ pub struct SetupArgs {
     /// Patroni's DCS timings (--engine patroni)
     #[arg(long, value_enum, default_value_t)]
     pub patroni_timings: crate::ops::patroni::TimingsArg,
+    /// When the image is absent and cannot be built here, `docker pull` it
+    /// (bounded: at most 10 minutes). Without it nothing is ever pulled
+    #[arg(long)]
+    pub pull: bool,
+}
+
+impl SetupArgs {
+    /// What setup does about an absent image.
+    pub fn absent(&self) -> crate::pg_image::Absent {
+        if self.pull {
+            crate::pg_image::Absent::Pull(Duration::from_secs(600))
+        } else {
+            crate::pg_image::Absent::Build
+        }
+    }
 }
 
 struct Phases(Vec<(&'static str, Duration)>, Instant);
@@ -88,18 +103,22 @@ pub fn run(args: &SetupArgs, mode: Mode, runner: &dyn Runner) -> Result<()> {
             t.replication.mode
         );
     }
-    let image = crate::ops::image::ensure(&c.docker, runner, &t.cluster.image)?;
+    let resolved = c.ensure_image(args.absent())?.clone();
+    let image = resolved.describe();
     for node in &t.nodes {
         let port = *node.port.get_ref();
         if !c.is_running(node.name())? && port_in_use(port) {
             bail!("port {port} on 127.0.0.1, published by node {}, is already in use. Stop what listens there or change the node's `port` in {}.", node.name(), c.loaded.path);
         }
     }
+    // The topology against what the image's server accepts, the data
+    // folders against its major: before anything changes.
+    crate::ops::preflight::against_image(&c, &resolved)?;
     say!(
         "{}: {} nodes, image {image}, {}",
         t.name(),
         t.nodes.len(),
-        c.docker.describe()
+        c.docker.describe(runner)
     );
     phases.done("preflight");
 
@@ -110,15 +129,16 @@ pub fn run(args: &SetupArgs, mode: Mode, runner: &dyn Runner) -> Result<()> {
         for node in &t.nodes {
             for st in [&node.data, &node.backup] {
                 if let Storage::Bind(dir) = st {
-                    create_private_dir(&c.bind_path(dir))?;
+                    crate::fsx::create_private_dir(&c.bind_path(dir))?;
                 }
             }
-            std::fs::create_dir_all(c.state_dir().join("conf").join(node.name()))?;
+            crate::fsx::create_dir(&c.state_dir().join("conf").join(node.name()))?;
         }
     }
     let secrets = c.secrets()?;
+    crate::pg_image::record(&c.state_dir(), &resolved.image, runner)?;
     // Networks and containers, none started yet.
-    runner.run(&c.compose().args(["up", "--no-start"]))?;
+    runner.run(&c.compose()?.args(["up", "--no-start"]))?;
     let subnet = crate::ops::container::subnet(&c)?;
     if let (Some(want), Some(got)) = (t.subnet().map(|s| s.cidr()), subnet) {
         if want != got {
@@ -166,7 +186,7 @@ pub fn run(args: &SetupArgs, mode: Mode, runner: &dyn Runner) -> Result<()> {
     phases.done("prepare");
 
     // Primary.
-    runner.run(&c.compose().args(["up", "-d", "--no-deps", &primary_name]))?;
+    runner.run(&c.compose()?.args(["up", "-d", "--no-deps", &primary_name]))?;
     c.wait_ready(&primary_name, timeout)?;
     if fresh {
         // First start used an empty synchronous_standby_names so the image's
@@ -209,7 +229,7 @@ pub fn run(args: &SetupArgs, mode: Mode, runner: &dyn Runner) -> Result<()> {
                 say!("{name}: already a running standby");
                 continue;
             }
-            runner.run(&c.compose().args(["stop", name]))?;
+            runner.run(&c.compose()?.args(["stop", name]))?;
         }
         to_clone.push(name);
     }
@@ -247,7 +267,7 @@ pub fn run(args: &SetupArgs, mode: Mode, runner: &dyn Runner) -> Result<()> {
     }
     if !to_clone.is_empty() {
         runner.run(
-            &c.compose()
+            &c.compose()?
                 .args(["up", "-d", "--no-deps"])
                 .args(to_clone.iter().copied()),
         )?;
@@ -274,16 +294,6 @@ pub fn run(args: &SetupArgs, mode: Mode, runner: &dyn Runner) -> Result<()> {
     }
     let rows = status::collect(&c)?;
     say!("\n{}", status::table(&rows));
-    Ok(())
-}
-
-fn create_private_dir(p: &std::path::Path) -> Result<()> {
-    std::fs::create_dir_all(p).with_context(|| format!("creating {}", p.display()))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let _ = std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o700));
-    }
     Ok(())
 }
 

@@ -77,7 +77,7 @@ pub fn run(args: &SwitchoverArgs, runner: &dyn Runner) -> Result<()> {
     if !runner.dry_run() {
         let out = c
             .runner
-            .run(&one_off(&c, &old, "pg_controldata").arg(PGDATA).read_only())?;
+            .run(&one_off(&c, &old, "pg_controldata")?.arg(PGDATA).read_only())?;
         let ckpt = shutdown_checkpoint(&out.stdout)?;
         let caught_up = poll(
             &format!("{target} to replay {old}'s shutdown checkpoint at {ckpt}"),
@@ -125,12 +125,12 @@ pub fn run(args: &SwitchoverArgs, runner: &dyn Runner) -> Result<()> {
     let settings =
         render::standby_settings(t, c.node(&old)?, target, Some(secrets.replication.expose()));
     c.runner.run(
-        &one_off(&c, &old, "tee")
+        &one_off(&c, &old, "tee")?
             .arg(format!("{PGDATA}/postgresql.auto.conf"))
             .stdin(settings),
     )?;
     c.runner
-        .run(&one_off(&c, &old, "touch").arg(format!("{PGDATA}/standby.signal")))?;
+        .run(&one_off(&c, &old, "touch")?.arg(format!("{PGDATA}/standby.signal")))?;
     if t.replication.slots {
         c.sql_mut(
             target,

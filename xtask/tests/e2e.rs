@@ -4,6 +4,8 @@
 //!
 //! Under `CI=true` a missing Docker engine fails these tests; elsewhere they
 //! print that they were skipped and why.
+// Tests and benches print to the test harness, whose streams stay open.
+#![allow(clippy::disallowed_macros)]
 
 use serde_json::Value;
 use std::path::{Path, PathBuf};

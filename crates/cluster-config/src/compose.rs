@@ -171,7 +171,10 @@ pub fn render(t: &Topology, source: &str, state_ref: &str) -> String {
         push(
             &mut y,
             4,
-            &format!("image: {}", interpolated(IMAGE_ENV, &t.cluster.image)),
+            &format!(
+                "image: {}",
+                interpolated(IMAGE_ENV, &t.cluster.compose_default_image())
+            ),
         );
         push(&mut y, 4, &format!("hostname: {}", q(n)));
         push(&mut y, 4, &format!("user: {}", interpolated(USER_ENV, "")));

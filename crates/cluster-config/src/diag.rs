@@ -3,14 +3,14 @@
 
 use std::fmt;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Severity {
     Error,
     Warning,
 }
 
 /// Where a problem is: a file, optionally a line, optionally a node.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Location {
     pub file: String,
     pub line: Option<usize>,
@@ -50,7 +50,7 @@ impl fmt::Display for Location {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Diagnostic {
     pub severity: Severity,
     /// Stable rule name, e.g. `sync-names-syntax`.
@@ -73,10 +73,23 @@ impl fmt::Display for Diagnostic {
     }
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default)]
 pub struct Report {
     pub diagnostics: Vec<Diagnostic>,
+    /// What is already in `diagnostics`, so that adding stays linear.
+    seen: std::collections::HashSet<Diagnostic>,
 }
+
+impl PartialEq for Report {
+    fn eq(&self, other: &Self) -> bool {
+        self.diagnostics == other.diagnostics
+    }
+}
+
+impl Eq for Report {}
+
+/// How many problems a report shows; the rest are counted.
+pub const SHOWN: usize = 200;
 
 impl Report {
     pub fn error(&mut self, code: &'static str, location: Location, message: impl Into<String>) {
@@ -100,9 +113,18 @@ impl Report {
             location,
             message,
         };
-        if !self.diagnostics.contains(&d) {
+        if self.seen.insert(d.clone()) {
             self.diagnostics.push(d);
         }
+    }
+
+    /// A report of these problems (duplicates dropped).
+    pub fn of(diagnostics: Vec<Diagnostic>) -> Report {
+        let mut r = Report::default();
+        for d in diagnostics {
+            r.push(d.severity, d.code, d.location, d.message);
+        }
+        r
     }
 
     pub fn errors(&self) -> impl Iterator<Item = &Diagnostic> {
@@ -133,12 +155,16 @@ impl Report {
 }
 
 impl fmt::Display for Report {
-    /// Errors first, then warnings, then a count line.
+    /// Errors first, then warnings (the first [`SHOWN`] of them, the rest
+    /// counted), then a count line.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for d in self.errors().chain(self.warnings()) {
+        for d in self.errors().chain(self.warnings()).take(SHOWN) {
             writeln!(f, "{d}")?;
         }
         let (e, w) = (self.errors().count(), self.warnings().count());
+        if e + w > SHOWN {
+            writeln!(f, "... and {} more not shown", e + w - SHOWN)?;
+        }
         write!(
             f,
             "{e} error{}, {w} warning{}",

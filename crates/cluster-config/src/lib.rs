@@ -12,11 +12,13 @@ pub mod names;
 pub mod net;
 pub mod patroni;
 pub mod pgconf;
+pub mod policy;
 pub mod render;
 pub mod settings;
 pub mod syncrep;
 pub mod text;
 pub mod validate;
+pub mod version;
 
 pub use diag::{Diagnostic, Location, Report, Severity};
 pub use model::{Loaded, Mode, Node, Role, Storage, Topology};

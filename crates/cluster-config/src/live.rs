@@ -310,6 +310,72 @@ pub fn guaranteed_worst_case(
     }
 }
 
+/// What a stopped node's data folder says about how it can follow a new
+/// primary (read by `rejoin` before it changes anything).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct DataFolder {
+    /// `standby.signal` is present.
+    pub standby_signal: bool,
+    /// The tool's fence marker is present: a failed primary, fenced.
+    pub fenced: bool,
+    /// `wal_log_hints setting` in its control file.
+    pub wal_log_hints: bool,
+    /// `Data page checksum version` is not 0.
+    pub checksums: bool,
+}
+
+/// How a node rejoins.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RejoinPath {
+    /// A standby that lost its upstream: new standby settings, started.
+    Repoint,
+    /// A failed primary (or a node without `standby.signal`): pg_rewind.
+    Rewind,
+    /// pg_rewind cannot run on this folder: a verified re-clone, and why.
+    Reclone(String),
+}
+
+impl DataFolder {
+    /// Reads the probe's lines: `pgrepl:standby-signal`, `pgrepl:fenced`,
+    /// and pg_controldata's `wal_log_hints setting:` and `Data page
+    /// checksum version:` lines.
+    pub fn parse(text: &str) -> Option<DataFolder> {
+        let mut d = DataFolder::default();
+        let mut control = 0;
+        for line in text.lines().map(str::trim) {
+            match line {
+                "pgrepl:standby-signal" => d.standby_signal = true,
+                "pgrepl:fenced" => d.fenced = true,
+                _ => {
+                    if let Some(v) = line.strip_prefix("wal_log_hints setting:") {
+                        d.wal_log_hints = v.trim() == "on";
+                        control += 1;
+                    } else if let Some(v) = line.strip_prefix("Data page checksum version:") {
+                        d.checksums = v.trim() != "0";
+                        control += 1;
+                    }
+                }
+            }
+        }
+        (control == 2).then_some(d)
+    }
+
+    /// The way back: a standby is re-pointed; anything else needs
+    /// pg_rewind, which needs wal_log_hints or data checksums (it refuses
+    /// the folder otherwise), or else a re-clone.
+    pub fn rejoin_path(&self) -> RejoinPath {
+        if self.standby_signal && !self.fenced {
+            return RejoinPath::Repoint;
+        }
+        if !self.wal_log_hints && !self.checksums {
+            return RejoinPath::Reclone(
+                "its control file records neither wal_log_hints = on nor data checksums, so pg_rewind refuses it".into(),
+            );
+        }
+        RejoinPath::Rewind
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -455,5 +521,31 @@ mod tests {
             guaranteed(Some(&any1), &all, &states, &["a", "b", "c"]),
             Guarantee::Holders(_)
         ));
+    }
+
+    #[test]
+    fn rejoin_path_follows_the_data_folder() {
+        let probe = "pgrepl:fenced\npgrepl:standby-signal\nwal_log_hints setting:         on\nData page checksum version:           0\n";
+        let d = DataFolder::parse(probe).unwrap();
+        assert!(d.fenced && d.standby_signal && d.wal_log_hints && !d.checksums);
+        assert_eq!(d.rejoin_path(), RejoinPath::Rewind);
+        let standby = DataFolder::parse(
+            "pgrepl:standby-signal\nwal_log_hints setting: off\nData page checksum version: 0\n",
+        )
+        .unwrap();
+        assert_eq!(standby.rejoin_path(), RejoinPath::Repoint);
+        let bare = DataFolder::parse("wal_log_hints setting: off\nData page checksum version: 0\n")
+            .unwrap();
+        assert!(
+            matches!(bare.rejoin_path(), RejoinPath::Reclone(why) if why.contains("pg_rewind"))
+        );
+        let sums = DataFolder::parse("wal_log_hints setting: off\nData page checksum version: 1\n")
+            .unwrap();
+        assert_eq!(sums.rejoin_path(), RejoinPath::Rewind);
+        assert_eq!(
+            DataFolder::parse("pgrepl:fenced\n"),
+            None,
+            "no control file read"
+        );
     }
 }

@@ -7,6 +7,7 @@ use crate::names::{
     VolumeName,
 };
 use crate::net::Subnet;
+use crate::version::Major;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -36,9 +37,16 @@ pub struct Topology {
 pub struct Cluster {
     /// Compose project name; also prefixes networks and volumes.
     pub name: Spanned<ClusterName>,
-    /// Image for every node. `PGREPL_IMAGE` in the environment overrides it.
-    #[serde(default = "default_image")]
-    pub image: ImageRef,
+    /// The PostgreSQL major every node runs. Without `image`, the image is
+    /// `postgres:<major>` when present, else the project's own
+    /// `pgrepl/postgres:<major>` (built when absent and buildable).
+    #[serde(default)]
+    pub postgres: Option<Spanned<Major>>,
+    /// Image for every node; its major is read from the image itself and
+    /// must agree with `postgres` when both are given. `PGREPL_IMAGE` in
+    /// the environment overrides it.
+    #[serde(default)]
+    pub image: Option<Spanned<ImageRef>>,
     /// Run `initdb --data-checksums` (lets `pg_rewind` work without `wal_log_hints`).
     #[serde(default)]
     pub data_checksums: bool,
@@ -47,8 +55,32 @@ pub struct Cluster {
     pub allow_trust: bool,
 }
 
-pub fn default_image() -> ImageRef {
-    "postgres:15".parse().expect("a valid image reference")
+impl Cluster {
+    /// The major the topology names: `postgres`, else (with no `image`
+    /// either) the default major. `None` when only `image` is given: its
+    /// major is known once the image is read.
+    pub fn declared_major(&self) -> Option<Major> {
+        match (&self.postgres, &self.image) {
+            (Some(m), _) => Some(*m.get_ref()),
+            (None, None) => Some(crate::version::DEFAULT),
+            (None, Some(_)) => None,
+        }
+    }
+
+    /// The image named by the topology, if any.
+    pub fn image(&self) -> Option<&ImageRef> {
+        self.image.as_ref().map(|i| i.get_ref())
+    }
+
+    /// The image a Compose file names when PGREPL_IMAGE is not set: the
+    /// topology's, else the official image of its major.
+    pub fn compose_default_image(&self) -> String {
+        match (self.image(), self.declared_major()) {
+            (Some(i), _) => i.to_string(),
+            (None, Some(m)) => format!("postgres:{m}"),
+            (None, None) => format!("postgres:{}", crate::version::DEFAULT),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -223,9 +255,7 @@ impl Loaded {
     /// accepted). The error names the file, line and column, with a rule
     /// code.
     pub fn from_bytes(path: &str, bytes: &[u8]) -> Result<Loaded, Report> {
-        let decoded = crate::text::decode(path, bytes).map_err(|d| Report {
-            diagnostics: vec![d],
-        })?;
+        let decoded = crate::text::decode(path, bytes).map_err(|d| Report::of(vec![d]))?;
         Loaded::parse(path, &decoded.text)
     }
 
@@ -249,14 +279,12 @@ impl Loaded {
             };
             let mut location = Location::file(path);
             location.line = line;
-            Report {
-                diagnostics: vec![Diagnostic {
-                    severity: Severity::Error,
-                    code,
-                    location,
-                    message,
-                }],
-            }
+            Report::of(vec![Diagnostic {
+                severity: Severity::Error,
+                code,
+                location,
+                message,
+            }])
         })?;
         Ok(Loaded {
             path: path.to_string(),

@@ -629,6 +629,7 @@ pub const PARSE_CODES: &[&str] = &[
     "subnet-syntax",
     "subnet-ipv6",
     "subnet-host-bits",
+    "postgres-major",
 ];
 
 #[cfg(test)]

@@ -14,19 +14,67 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
-/// A host name or an IP address, as another machine reaches a node.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Host(String);
+/// A host name or an IP address, as another machine reaches a node. Both
+/// are validated and kept in canonical form, so that two spellings of one
+/// address (`fd00::1`, `fd00:0::1`; `::ffff:10.0.0.2`, `10.0.0.2`) compare
+/// equal, and what cannot be another machine's address (loopback, the
+/// unspecified address, multicast, broadcast, link-local) is refused.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Host {
+    Ip(std::net::IpAddr),
+    /// Lower case, without a trailing dot.
+    Name(String),
+}
 
 impl Host {
-    pub fn as_str(&self) -> &str {
-        &self.0
+    /// The host as a URL or `host:port` needs it: IPv6 in brackets.
+    pub fn url_host(&self) -> String {
+        match self {
+            Host::Ip(std::net::IpAddr::V6(a)) => format!("[{a}]"),
+            Host::Ip(a) => a.to_string(),
+            Host::Name(n) => n.clone(),
+        }
+    }
+
+    /// `host:port`, IPv6 bracketed.
+    pub fn with_port(&self, port: u16) -> String {
+        format!("{}:{port}", self.url_host())
     }
 }
 
 impl fmt::Display for Host {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        match self {
+            Host::Ip(a) => write!(f, "{a}"),
+            Host::Name(n) => f.write_str(n),
+        }
+    }
+}
+
+/// Why an address cannot be where another machine reaches a node.
+fn unusable(ip: std::net::IpAddr) -> Option<&'static str> {
+    use std::net::IpAddr;
+    if ip.is_loopback() {
+        return Some("a loopback address: every host would reach itself");
+    }
+    if ip.is_unspecified() {
+        return Some("the unspecified address: it names no host");
+    }
+    if ip.is_multicast() {
+        return Some("a multicast address: it names a group, not a host");
+    }
+    match ip {
+        IpAddr::V4(a) if a.is_broadcast() => Some("the broadcast address"),
+        IpAddr::V4(a) if a.is_link_local() => {
+            Some("a link-local address: it is not routed between networks")
+        }
+        IpAddr::V4(a) if a.octets()[0] == 0 => {
+            Some("in 0.0.0.0/8 (\"this network\"): no host has it")
+        }
+        IpAddr::V6(a) if (a.segments()[0] & 0xffc0) == 0xfe80 => Some(
+            "a link-local address: it needs an interface (zone) on every host and is not routed",
+        ),
+        _ => None,
     }
 }
 
@@ -34,9 +82,30 @@ impl FromStr for Host {
     type Err = String;
 
     fn from_str(v: &str) -> Result<Host, String> {
-        if v.parse::<std::net::IpAddr>().is_ok() {
-            return Ok(Host(v.to_string()));
+        let shown = crate::names::shown(v);
+        // `[fd00::1]`, as URLs write it, is accepted too.
+        let bare = v
+            .strip_prefix('[')
+            .and_then(|x| x.strip_suffix(']'))
+            .unwrap_or(v);
+        if let Ok(ip) = bare.parse::<std::net::IpAddr>() {
+            if bare != v && ip.is_ipv4() {
+                return Err(format!(
+                    "`{shown}`: only IPv6 addresses are written in brackets"
+                ));
+            }
+            let ip = ip.to_canonical();
+            if let Some(why) = unusable(ip) {
+                return Err(format!(
+                    "`{shown}` is {why}; give the address other machines reach this node at"
+                ));
+            }
+            return Ok(Host::Ip(ip));
         }
+        if bare != v || v.contains(':') {
+            return Err(format!("`{shown}` is not a valid IPv6 address"));
+        }
+        let name = v.strip_suffix('.').unwrap_or(v).to_ascii_lowercase();
         let label_ok = |l: &str| {
             !l.is_empty()
                 && l.len() <= 63
@@ -44,13 +113,28 @@ impl FromStr for Host {
                 && !l.ends_with('-')
                 && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
         };
-        if v.is_empty() || v.len() > 253 || !v.split('.').all(label_ok) {
+        if name.is_empty() || name.len() > 253 || !name.split('.').all(label_ok) {
             return Err(format!(
-                "`{}` is neither an IP address nor a host name (letters, digits and `-` in labels of at most 63, separated by `.`)",
-                crate::names::shown(v)
+                "`{shown}` is neither an IP address nor a host name (letters, digits and `-` in labels of at most 63, separated by `.`)"
             ));
         }
-        Ok(Host(v.to_ascii_lowercase()))
+        // A name whose last label is a number is read as an IPv4 address by
+        // resolvers (`010.0.0.2` is 8.0.0.2 to inet_aton, `10.2` is 10.0.0.2).
+        if name
+            .rsplit('.')
+            .next()
+            .is_some_and(|l| l.chars().all(|c| c.is_ascii_digit()))
+        {
+            return Err(format!(
+                "`{shown}` is not an IPv4 address in dotted-quad form (four numbers from 0 to 255, no leading zeros), and as a host name it would be read as one"
+            ));
+        }
+        if name == "localhost" || name.ends_with(".localhost") {
+            return Err(format!(
+                "`{shown}` is the loopback host: every host would reach itself; give the name other machines reach this node at"
+            ));
+        }
+        Ok(Host::Name(name))
     }
 }
 
@@ -215,7 +299,7 @@ pub fn render(t: &Topology, layout: &Layout) -> Result<Files, Vec<String>> {
     if !errors.is_empty() {
         return Err(errors);
     }
-    let host = |n: &str| hosts[n].as_str().to_string();
+    let host = |n: &str| hosts[n].clone();
     if layout.etcd.len() < 3 {
         warnings.push(format!(
             "etcd runs on {} host(s): it survives the loss of a member only with three",
@@ -225,7 +309,7 @@ pub fn render(t: &Topology, layout: &Layout) -> Result<Files, Vec<String>> {
     let etcd_hosts: Vec<String> = layout
         .etcd
         .iter()
-        .map(|(_, h)| format!("{h}:{ETCD_CLIENT_PORT}"))
+        .map(|(_, h)| h.with_port(ETCD_CLIENT_PORT))
         .collect();
     let owner = t.database.owner.get_ref().as_str();
     let repl_user = t.replication.user.get_ref().as_str();
@@ -271,10 +355,7 @@ pub fn render(t: &Topology, layout: &Layout) -> Result<Files, Vec<String>> {
         );
         line(
             2,
-            &format!(
-                "connect_address: {}",
-                s(&format!("{}:{REST_PORT}", host(name)))
-            ),
+            &format!("connect_address: {}", s(&host(name).with_port(REST_PORT))),
         );
         line(0, "etcd3:");
         line(2, "hosts:");
@@ -320,7 +401,7 @@ pub fn render(t: &Topology, layout: &Layout) -> Result<Files, Vec<String>> {
         line(2, &format!("listen: {}", s("0.0.0.0:5432")));
         line(
             2,
-            &format!("connect_address: {}", s(&format!("{}:5432", host(name)))),
+            &format!("connect_address: {}", s(&host(name).with_port(5432))),
         );
         line(2, &format!("data_dir: {}", s(DATA_DIR)));
         line(2, &format!("bin_dir: {}", s(BIN_DIR)));
@@ -348,7 +429,7 @@ pub fn render(t: &Topology, layout: &Layout) -> Result<Files, Vec<String>> {
     let cluster_list: Vec<String> = layout
         .etcd
         .iter()
-        .map(|(n, h)| format!("{n}=http://{h}:{ETCD_PEER_PORT}"))
+        .map(|(n, h)| format!("{n}=http://{}", h.with_port(ETCD_PEER_PORT)))
         .collect();
     let etcd = layout
         .etcd
@@ -363,12 +444,14 @@ pub fn render(t: &Topology, layout: &Layout) -> Result<Files, Vec<String>> {
                  ETCD_INITIAL_CLUSTER_TOKEN={}\n\
                  ETCD_LISTEN_PEER_URLS=http://0.0.0.0:{ETCD_PEER_PORT}\n\
                  ETCD_LISTEN_CLIENT_URLS=http://0.0.0.0:{ETCD_CLIENT_PORT}\n\
-                 ETCD_INITIAL_ADVERTISE_PEER_URLS=http://{h}:{ETCD_PEER_PORT}\n\
-                 ETCD_ADVERTISE_CLIENT_URLS=http://{h}:{ETCD_CLIENT_PORT}\n",
+                 ETCD_INITIAL_ADVERTISE_PEER_URLS=http://{}\n\
+                 ETCD_ADVERTISE_CLIENT_URLS=http://{}\n",
                 t.name(),
                 t.name(),
                 cluster_list.join(","),
-                t.name()
+                t.name(),
+                h.with_port(ETCD_PEER_PORT),
+                h.with_port(ETCD_CLIENT_PORT),
             );
             (n.to_string(), env)
         })
@@ -380,11 +463,13 @@ pub fn render(t: &Topology, layout: &Layout) -> Result<Files, Vec<String>> {
     })
 }
 
-fn host_cidr(h: &str) -> String {
-    match h.parse::<std::net::IpAddr>() {
-        Ok(std::net::IpAddr::V4(a)) => format!("{a}/32"),
-        Ok(std::net::IpAddr::V6(a)) => format!("{a}/128"),
-        Err(_) => h.to_string(),
+/// A pg_hba.conf address for one host: an address as a single-host CIDR,
+/// a name as itself (PostgreSQL resolves it both ways).
+fn host_cidr(h: &Host) -> String {
+    match h {
+        Host::Ip(std::net::IpAddr::V4(a)) => format!("{a}/32"),
+        Host::Ip(std::net::IpAddr::V6(a)) => format!("{a}/128"),
+        Host::Name(n) => n.clone(),
     }
 }
 

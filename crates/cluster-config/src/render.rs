@@ -26,30 +26,6 @@ pub struct Setting {
     pub origin: Origin,
 }
 
-/// Settings the tool owns; a topology may not set them in `settings`.
-pub const MANAGED: &[(&str, &str)] = &[
-    (
-        "port",
-        "the server listens on 5432 inside its container; set the node's `port` to publish another",
-    ),
-    (
-        "listen_addresses",
-        "the tool sets '*' (container addresses change; hard-coding one breaks on re-creation)",
-    ),
-    ("config_file", "the Compose file passes it"),
-    ("hba_file", "the Compose file passes it"),
-    ("data_directory", "the image's PGDATA is used"),
-    (
-        "primary_conninfo",
-        "written per standby with the right application_name and the generated password",
-    ),
-    (
-        "primary_slot_name",
-        "set per standby from `replication.slots`",
-    ),
-    ("synchronous_standby_names", "set it in [replication]"),
-];
-
 /// Container-side paths (always `/`-separated).
 pub const PGDATA: &str = "/var/lib/postgresql/data";
 pub const CONF_DIR: &str = "/etc/postgresql";
@@ -112,8 +88,16 @@ pub fn effective_settings(t: &Topology, node: &Node) -> Vec<Setting> {
     out
 }
 
+/// Whether the tool owns a setting ([`crate::policy`]): a topology's value
+/// for it is never rendered (validation refuses one that differs).
 pub fn is_managed(name: &str) -> bool {
-    MANAGED.iter().any(|(m, _)| m.eq_ignore_ascii_case(name))
+    matches!(
+        crate::policy::entry(name),
+        Some(crate::policy::Entry {
+            hold: crate::policy::Hold::Owned(_),
+            ..
+        })
+    )
 }
 
 /// `postgresql.conf` for a node.

@@ -1,15 +1,25 @@
-//! PostgreSQL's own catalogue of settings: names, contexts, types, units,
-//! ranges and enum values, generated from the project's image by
-//! `cargo xtask catalogue` (`postgres --describe-config` and `pg_settings`
-//! of a throwaway server) into `pg-settings.tsv`, and checked for freshness
-//! by an end-to-end test. Validation checks every setting against it, and
-//! its context column says whether a change needs a restart or a reload.
+//! PostgreSQL's own catalogues of settings, one per major: names,
+//! contexts, types, units, ranges and enum values, generated from each
+//! buildable major's image by `cargo xtask catalogue --postgres N`
+//! (`postgres --describe-config` and `pg_settings` of a throwaway server)
+//! into `pg-settings-<N>.tsv`, each checked for freshness by an end-to-end
+//! test. At setup, an image of a major without a committed catalogue (an
+//! official 14 or 16) is checked against its own server's catalogue, read
+//! the same way. Validation checks every setting against the catalogue of
+//! the major that will run; its context column says whether a change needs
+//! a restart or a reload.
 
 use crate::guc::{self, Kind};
+use crate::version::Major;
+use std::collections::HashMap;
 use std::sync::OnceLock;
 
-/// The committed catalogue text.
-pub const CATALOGUE: &str = include_str!("pg-settings.tsv");
+/// The committed catalogues, by major.
+const COMMITTED: &[(u32, &str)] = &[
+    (15, include_str!("pg-settings-15.tsv")),
+    (17, include_str!("pg-settings-17.tsv")),
+    (18, include_str!("pg-settings-18.tsv")),
+];
 
 /// When a change of the setting takes effect (`pg_settings.context`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,6 +86,188 @@ const HIDDEN_ENUM_VALUES: &[(&str, &[&str])] = &[
     ("trace_recovery_messages", &["debug"]),
 ];
 
+/// A major's catalogue of settings.
+#[derive(Debug, Clone)]
+pub struct Catalogue {
+    major: Major,
+    settings: Vec<Setting>,
+    by_name: HashMap<String, usize>,
+}
+
+impl Catalogue {
+    /// Parses a catalogue's text (its `# major N` line names the major);
+    /// `Err` names the line.
+    pub fn parse(text: &str) -> Result<Catalogue, String> {
+        let major = catalogue_major(text)
+            .ok_or("settings catalogue has no `# major N` line")
+            .and_then(|n| {
+                Major::new(n).map_err(|_| "settings catalogue names an unsupported major")
+            })?;
+        let settings = parse_catalogue(text)?;
+        let by_name = settings
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.name.clone(), i))
+            .collect();
+        Ok(Catalogue {
+            major,
+            settings,
+            by_name,
+        })
+    }
+
+    pub fn major(&self) -> Major {
+        self.major
+    }
+
+    pub fn len(&self) -> usize {
+        self.settings.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.settings.is_empty()
+    }
+
+    /// The setting of that name (any case).
+    pub fn lookup(&self, name: &str) -> Option<&Setting> {
+        self.by_name
+            .get(&name.to_ascii_lowercase())
+            .map(|&i| &self.settings[i])
+    }
+
+    /// The closest known name, for "did you mean".
+    pub fn suggest(&self, name: &str) -> Option<&str> {
+        let name = name.to_ascii_lowercase();
+        // Names much longer than any setting have no close one: the
+        // distance is not computed for them.
+        if name.len() > 80 {
+            return None;
+        }
+        self.settings
+            .iter()
+            .filter(|s| s.name.len().abs_diff(name.len()) <= 2.max(s.name.len() / 6))
+            .map(|s| (distance(&name, &s.name), s.name.as_str()))
+            .filter(|(d, n)| *d <= 2.max(n.len() / 6))
+            .min()
+            .map(|(_, n)| n)
+    }
+
+    /// Whether changing the setting needs a server restart (context
+    /// `postmaster`); unknown settings are taken to need one.
+    pub fn needs_restart(&self, name: &str) -> bool {
+        self.lookup(name)
+            .is_none_or(|s| s.context == Context::Postmaster)
+    }
+}
+
+/// The committed catalogue of a major, if the project generates one.
+pub fn committed(major: Major) -> Option<&'static Catalogue> {
+    all_committed().iter().find(|c| c.major == major)
+}
+
+/// Every committed catalogue, oldest major first.
+pub fn all_committed() -> &'static [Catalogue] {
+    static CELL: OnceLock<Vec<Catalogue>> = OnceLock::new();
+    CELL.get_or_init(|| {
+        COMMITTED
+            .iter()
+            .map(|(n, text)| {
+                let c = Catalogue::parse(text)
+                    .expect("a committed settings catalogue parses (a unit test checks it)");
+                assert_eq!(c.major.get(), *n, "pg-settings-{n}.tsv names another major");
+                c
+            })
+            .collect()
+    })
+}
+
+/// The catalogue to check a major against when it has none of its own
+/// committed and the image's was not read: the nearest committed major.
+pub fn nearest(major: Major) -> &'static Catalogue {
+    all_committed()
+        .iter()
+        .min_by_key(|c| {
+            (
+                c.major.get().abs_diff(major.get()),
+                std::cmp::Reverse(c.major.get()),
+            )
+        })
+        .expect("at least one committed catalogue")
+}
+
+/// The newest committed catalogue (units of a setting, for reading values
+/// where no major is known: they do not change between majors).
+pub fn newest() -> &'static Catalogue {
+    all_committed()
+        .last()
+        .expect("at least one committed catalogue")
+}
+
+/// The committed majors that know a setting, for "added in"/"removed in".
+pub fn majors_knowing(name: &str) -> Vec<Major> {
+    all_committed()
+        .iter()
+        .filter(|c| c.lookup(name).is_some())
+        .map(|c| c.major)
+        .collect()
+}
+
+/// Settings whose removal or arrival the tool states exactly (the
+/// committed catalogues skip 16).
+const HISTORY: &[(&str, Option<u32>, Option<u32>)] = &[
+    // (name, added in, removed in)
+    ("vacuum_defer_cleanup_age", None, Some(16)),
+    ("promote_trigger_file", None, Some(16)),
+    ("force_parallel_mode", None, Some(16)),
+    ("lc_collate", None, Some(16)),
+    ("lc_ctype", None, Some(16)),
+    ("old_snapshot_threshold", None, Some(17)),
+    ("db_user_namespace", None, Some(17)),
+    ("trace_recovery_messages", None, Some(17)),
+    ("reserved_connections", Some(16), None),
+    ("debug_parallel_query", Some(16), None),
+    ("summarize_wal", Some(17), None),
+    ("sync_replication_slots", Some(17), None),
+    ("synchronized_standby_slots", Some(17), None),
+    ("io_method", Some(18), None),
+];
+
+/// Why a name unknown to `cat` may still be a setting: the majors that
+/// know it (`removed in 16`, `added in 17`), or `None`.
+pub fn other_majors(cat: &Catalogue, name: &str) -> Option<String> {
+    let lower = name.to_ascii_lowercase();
+    let m = cat.major.get();
+    if let Some((_, added, removed)) = HISTORY.iter().find(|(n, _, _)| *n == lower) {
+        if let Some(r) = removed.filter(|r| m >= *r) {
+            return Some(format!("it was removed in PostgreSQL {r}"));
+        }
+        if let Some(a) = added.filter(|a| m < *a) {
+            return Some(format!("it was added in PostgreSQL {a}"));
+        }
+    }
+    let knowing = majors_knowing(&lower);
+    if knowing.is_empty() {
+        return None;
+    }
+    let list = knowing
+        .iter()
+        .map(|k| k.to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
+    if knowing.iter().all(|k| *k < cat.major) {
+        Some(format!(
+            "it is a setting of PostgreSQL {list}, removed since"
+        ))
+    } else if knowing.iter().all(|k| *k > cat.major) {
+        Some(format!(
+            "it is a setting of PostgreSQL {list}, added since {}",
+            cat.major
+        ))
+    } else {
+        Some(format!("PostgreSQL {list} know it"))
+    }
+}
+
 /// Parses the catalogue text; `Err` names the line.
 pub fn parse_catalogue(text: &str) -> Result<Vec<Setting>, String> {
     let mut out = Vec::new();
@@ -130,29 +322,9 @@ pub fn catalogue_major(text: &str) -> Option<u32> {
         .and_then(|v| v.trim().parse().ok())
 }
 
-fn all() -> &'static [Setting] {
-    static CELL: OnceLock<Vec<Setting>> = OnceLock::new();
-    CELL.get_or_init(|| {
-        parse_catalogue(CATALOGUE)
-            .expect("the committed settings catalogue parses (a unit test checks it)")
-    })
-}
-
-/// The setting of that name (any case).
+/// The setting of that name (any case) in the newest committed catalogue.
 pub fn lookup(name: &str) -> Option<&'static Setting> {
-    let name = name.to_ascii_lowercase();
-    all().iter().find(|s| s.name == name)
-}
-
-/// The closest known name, for "did you mean".
-pub fn suggest(name: &str) -> Option<&'static str> {
-    let name = name.to_ascii_lowercase();
-    all()
-        .iter()
-        .map(|s| (distance(&name, &s.name), s.name.as_str()))
-        .filter(|(d, n)| *d <= 2.max(n.len() / 6))
-        .min()
-        .map(|(_, n)| n)
+    newest().lookup(name)
 }
 
 fn distance(a: &str, b: &str) -> usize {
@@ -169,10 +341,10 @@ fn distance(a: &str, b: &str) -> usize {
     prev[b.len()]
 }
 
-/// Whether changing the setting needs a server restart (context
-/// `postmaster`); unknown settings are taken to need one.
+/// Whether changing the setting needs a server restart, by the newest
+/// committed catalogue; unknown settings are taken to need one.
 pub fn needs_restart(name: &str) -> bool {
-    lookup(name).is_none_or(|s| s.context == Context::Postmaster)
+    newest().needs_restart(name)
 }
 
 impl Setting {
@@ -295,16 +467,18 @@ mod tests {
 
     #[test]
     fn committed_catalogue_parses() {
-        let all = parse_catalogue(CATALOGUE).unwrap();
+        let all = &committed(Major::new(15).unwrap()).unwrap().settings;
         assert!(all.len() > 300, "{}", all.len());
-        assert_eq!(catalogue_major(CATALOGUE), Some(15));
+        for c in all_committed() {
+            assert!(c.len() > 300, "{}: {}", c.major(), c.len());
+        }
         let sb = lookup("SHARED_BUFFERS").unwrap();
         assert_eq!((sb.context, sb.unit.as_str()), (Context::Postmaster, "8kB"));
         assert_eq!(lookup("block_size").unwrap().context, Context::Internal);
         assert!(needs_restart("max_connections"));
         assert!(!needs_restart("synchronous_standby_names"));
         // Every unit in the catalogue is one the tool knows.
-        for s in &all {
+        for s in all_committed().iter().flat_map(|c| &c.settings) {
             assert!(
                 s.unit.is_empty() || unit_scale(&s.unit).is_some(),
                 "{}: unit {}",
@@ -341,8 +515,10 @@ mod tests {
 
     #[test]
     fn suggestions() {
-        assert_eq!(suggest("shared_bufers"), Some("shared_buffers"));
-        assert_eq!(suggest("max_wal_sender"), Some("max_wal_senders"));
-        assert_eq!(suggest("completely_unrelated_thing"), None);
+        let c = newest();
+        assert_eq!(c.suggest("shared_bufers"), Some("shared_buffers"));
+        assert_eq!(c.suggest("max_wal_sender"), Some("max_wal_senders"));
+        assert_eq!(c.suggest("completely_unrelated_thing"), None);
+        assert_eq!(c.suggest(&"x".repeat(100_000)), None);
     }
 }

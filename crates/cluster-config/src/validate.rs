@@ -12,9 +12,11 @@ use crate::hba::{self, Attempt, ConnType, HbaFile};
 use crate::model::{Loaded, Mode, Role, Storage};
 use crate::net::{Cidr, Subnet};
 use crate::pgconf::ConfFile;
+use crate::policy::{self, Hold};
 use crate::render::{self, Origin};
-use crate::settings;
+use crate::settings::{self, Catalogue};
 use crate::syncrep;
+use crate::version::Major;
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 
@@ -31,9 +33,22 @@ pub const STANDBY_MIN_PARAMS: &[&str] = &[
 /// Below this, an async standby without a slot can fall behind for good.
 pub const MIN_SAFE_WAL_KEEP: i128 = 1 << 30;
 
-/// PostgreSQL 15's defaults for the settings the rules read.
+/// PostgreSQL's defaults for the settings the rules read (the same in
+/// every major the tool drives).
 pub fn pg_default(name: &str) -> Option<&'static str> {
     Some(match name {
+        "superuser_reserved_connections" => "3",
+        "reserved_connections" => "0",
+        "synchronous_commit" => "on",
+        "max_slot_wal_keep_size" => "-1",
+        "max_wal_size" => "1GB",
+        "archive_mode" => "off",
+        "ssl" => "off",
+        "recovery_min_apply_delay" => "0",
+        "shared_buffers" => "128MB",
+        "password_encryption" => "scram-sha-256",
+        "default_transaction_read_only" => "off",
+        "recovery_target_timeline" => "latest",
         "wal_level" => "replica",
         "max_wal_senders" => "10",
         "max_replication_slots" => "10",
@@ -100,6 +115,8 @@ pub struct ClusterView {
     /// Include directives and syntax errors met while reading files.
     pub file_notes: Vec<(Location, FileNote)>,
     pub repl_user: Option<String>,
+    /// The users standbys' `primary_conninfo` name (hand-written files).
+    pub conninfo_users: Vec<String>,
     pub subnet: Option<Cidr>,
     pub allow_trust: bool,
     pub data_checksums: bool,
@@ -113,14 +130,58 @@ pub struct ClusterView {
 pub enum FileNote {
     Include(String),
     Syntax(String),
+    /// A `pg_hba.conf` line that does not mean what it seems to.
+    Hba(String),
 }
 
-/// Validates a topology: its own rules, then the shared rules over what it
-/// renders.
+/// What validation checks against: the major that will run, its
+/// catalogue of settings, and the Docker host's memory when known.
+#[derive(Debug, Clone, Copy)]
+pub struct Options<'a> {
+    pub major: Major,
+    pub catalogue: &'a Catalogue,
+    /// Bytes of memory of the machine the nodes run on.
+    pub memory: Option<u64>,
+    /// The major was not named (an image whose major was not read yet):
+    /// the checks used `major` as a stand-in.
+    pub major_assumed: bool,
+}
+
+impl Options<'static> {
+    /// A major's committed catalogue, else the nearest committed one.
+    pub fn for_major(major: Major) -> Options<'static> {
+        Options {
+            major,
+            catalogue: settings::committed(major).unwrap_or_else(|| settings::nearest(major)),
+            memory: None,
+            major_assumed: false,
+        }
+    }
+
+    /// The topology's declared major (the default when only an image is
+    /// named, whose major is read at setup).
+    pub fn for_topology(loaded: &Loaded) -> Options<'static> {
+        match loaded.topology.cluster.declared_major() {
+            Some(m) => Options::for_major(m),
+            None => Options {
+                major_assumed: true,
+                ..Options::for_major(crate::version::DEFAULT)
+            },
+        }
+    }
+}
+
+/// Validates a topology against its declared major: its own rules, then
+/// the shared rules over what it renders.
 pub fn validate_topology(loaded: &Loaded) -> Report {
+    validate_topology_with(loaded, &Options::for_topology(loaded))
+}
+
+/// Validates a topology against `opts`.
+pub fn validate_topology_with(loaded: &Loaded, opts: &Options) -> Report {
     let mut report = Report::default();
     check_topology(loaded, &mut report);
-    check_view(&topology_view(loaded), &mut report);
+    check_view(&topology_view(loaded), opts, &mut report);
     report
 }
 
@@ -133,6 +194,23 @@ pub fn validate_files(
     repl_user: Option<&str>,
     subnet: Option<Cidr>,
     allow_trust: bool,
+) -> Report {
+    validate_files_with(
+        files,
+        repl_user,
+        subnet,
+        allow_trust,
+        &Options::for_major(crate::version::DEFAULT),
+    )
+}
+
+/// [`validate_files`] against `opts`.
+pub fn validate_files_with(
+    files: &[(String, Vec<u8>)],
+    repl_user: Option<&str>,
+    subnet: Option<Cidr>,
+    allow_trust: bool,
+    opts: &Options,
 ) -> Report {
     let mut report = Report::default();
     let mut texts = Vec::new();
@@ -148,13 +226,11 @@ pub fn validate_files(
                 }
                 texts.push((path.clone(), d.text));
             }
-            Err(d) => report.extend(Report {
-                diagnostics: vec![d],
-            }),
+            Err(d) => report.extend(Report::of(vec![d])),
         }
     }
-    let view = files_view(&texts, repl_user, subnet, allow_trust);
-    check_view(&view, &mut report);
+    let view = files_view(&texts, repl_user, subnet, allow_trust, opts.major);
+    check_view(&view, opts, &mut report);
     report
 }
 
@@ -234,6 +310,7 @@ fn topology_view(loaded: &Loaded) -> ClusterView {
         )],
         file_notes: vec![],
         repl_user: Some(t.replication.user.get_ref().to_string()),
+        conninfo_users: vec![],
         subnet,
         allow_trust: t.cluster.allow_trust,
         data_checksums: t.cluster.data_checksums,
@@ -304,6 +381,7 @@ fn files_view(
     repl_user: Option<&str>,
     subnet: Option<Cidr>,
     allow_trust: bool,
+    major: Major,
 ) -> ClusterView {
     let mut view = ClusterView {
         repl_user: repl_user.map(str::to_string),
@@ -311,13 +389,16 @@ fn files_view(
         allow_trust,
         ..ClusterView::default()
     };
-    let mut conninfo_user = None;
     for (path, text) in files {
         if is_hba_file(path, text) {
-            let parsed = hba::parse(text);
+            let parsed = hba::parse_for(text, major);
             for (line, e) in &parsed.errors {
                 view.file_notes
                     .push((Location::file(path).at(*line), FileNote::Syntax(e.clone())));
+            }
+            for (line, w) in &parsed.warnings {
+                view.file_notes
+                    .push((Location::file(path).at(*line), FileNote::Hba(w.clone())));
             }
             for inc in &parsed.includes {
                 view.file_notes.push((
@@ -353,7 +434,9 @@ fn files_view(
                     for (k, v) in pairs {
                         match k.as_str() {
                             "application_name" => application_name = Some(v),
-                            "user" => conninfo_user = conninfo_user.or(Some(v)),
+                            "user" if !view.conninfo_users.contains(&v) => {
+                                view.conninfo_users.push(v)
+                            }
                             _ => {}
                         }
                     }
@@ -377,7 +460,7 @@ fn files_view(
         });
     }
     if view.repl_user.is_none() {
-        view.repl_user = conninfo_user;
+        view.repl_user = view.conninfo_users.first().cloned();
     }
     view
 }
@@ -459,15 +542,25 @@ fn check_topology(loaded: &Loaded, r: &mut Report) {
         {
             let (k, val) = key;
             let k = k.as_str();
-            if let Some((_, why)) = render::MANAGED
-                .iter()
-                .find(|(m, _)| m.eq_ignore_ascii_case(k))
-            {
-                r.error(
-                    "managed-setting",
-                    loc_of(loaded, v, val.span().start),
-                    format!("`{k}` is managed by the tool: {why}"),
-                );
+            if let Some(e) = policy::entry(k) {
+                let refused = match e.hold {
+                    Hold::Owned(None) => true,
+                    Hold::Owned(Some(v)) => !same_value(&val.get_ref().as_raw(), v),
+                    Hold::Constrained(_) => false,
+                };
+                if refused {
+                    let allowed = match e.hold {
+                        Hold::Owned(Some(v)) => {
+                            format!(" (only `{v}`, the tool's own value, may be written)")
+                        }
+                        _ => String::new(),
+                    };
+                    r.error(
+                        "managed-setting",
+                        loc_of(loaded, v, val.span().start),
+                        format!("`{k}` is managed by the tool{allowed}: {}", e.why),
+                    );
+                }
             }
         }
     }
@@ -597,10 +690,20 @@ fn standby_count(view: &ClusterView) -> usize {
         .count()
 }
 
-fn check_view(view: &ClusterView, r: &mut Report) {
+/// Two spellings of one setting value: booleans as PostgreSQL reads them,
+/// anything else without case or surrounding blanks.
+fn same_value(a: &str, b: &str) -> bool {
+    match (guc::parse_bool(a), guc::parse_bool(b)) {
+        (Some(x), Some(y)) => x == y,
+        _ => a.trim().eq_ignore_ascii_case(b.trim()),
+    }
+}
+
+fn check_view(view: &ClusterView, opts: &Options, r: &mut Report) {
     for (loc, note) in &view.file_notes {
         match note {
             FileNote::Syntax(e) => r.error("syntax", loc.clone(), e.clone()),
+            FileNote::Hba(w) => r.warning("hba-meaning", loc.clone(), w.clone()),
             FileNote::Include(what) => r.warning(
                 "include",
                 loc.clone(),
@@ -608,15 +711,32 @@ fn check_view(view: &ClusterView, r: &mut Report) {
             ),
         }
     }
-    check_values(view, r);
+    check_values(view, opts, r);
     check_wal(view, r);
     check_standby_params(view, r);
     check_sync_names(view, r);
     check_conninfo(view, r);
     check_hba(view, r);
+    check_owned_in_files(view, r);
+    check_constrained(view, opts, r);
 }
 
-fn check_values(view: &ClusterView, r: &mut Report) {
+fn check_values(view: &ClusterView, opts: &Options, r: &mut Report) {
+    let cat = opts.catalogue;
+    // Checked against another major's catalogue (the image's major is not
+    // known yet, or has none committed): what it says is a warning here,
+    // and setup checks against the image's own catalogue as errors.
+    let exact = !opts.major_assumed && cat.major() == opts.major;
+    let mut flag = |r: &mut Report, code: &'static str, loc: Location, msg: String| {
+        if exact {
+            r.error(code, loc, msg)
+        } else {
+            r.warning(code, loc, msg)
+        }
+    };
+    // A did-you-mean costs a scan of the catalogue: the first ones get it,
+    // so that a file of a hundred thousand unknown names stays linear.
+    let mut suggestions_left = 50usize;
     for n in &view.nodes {
         for (name, (raw, loc)) in &n.settings {
             if let Some(c) = raw.chars().find(|c| c.is_control()) {
@@ -635,19 +755,45 @@ fn check_values(view: &ClusterView, r: &mut Report) {
                 // until the extension loads.
                 continue;
             }
-            let Some(setting) = settings::lookup(name) else {
-                let hint = settings::suggest(name)
-                    .map(|s| format!(" (did you mean `{s}`?)"))
-                    .unwrap_or_default();
-                r.error(
+            let Some(setting) = cat.lookup(name) else {
+                let elsewhere = settings::other_majors(cat, name);
+                let hint = match &elsewhere {
+                    Some(why) => format!(" ({why})"),
+                    None if suggestions_left > 0 => {
+                        suggestions_left -= 1;
+                        cat.suggest(name)
+                            .map(|s| format!(" (did you mean `{s}`?)"))
+                            .unwrap_or_default()
+                    }
+                    None => String::new(),
+                };
+                let assumed = if opts.major_assumed {
+                    " (the image's major is read at setup; checked against this one until then)"
+                        .to_string()
+                } else if cat.major() != opts.major {
+                    format!(
+                        " (PostgreSQL {} has no committed catalogue: checked against {}'s; setup checks the image's own)",
+                        opts.major,
+                        cat.major()
+                    )
+                } else {
+                    String::new()
+                };
+                flag(
+                    r,
                     "setting-unknown",
                     loc.clone(),
-                    format!("`{name}` is not a PostgreSQL 15 setting{hint}: the server refuses to start with it in postgresql.conf"),
+                    format!(
+                        "`{}` is not a PostgreSQL {}{assumed} setting{hint}: the server refuses to start with it in postgresql.conf",
+                        crate::names::shown(name),
+                        cat.major()
+                    ),
                 );
                 continue;
             };
             if setting.context == settings::Context::Internal {
-                r.error(
+                flag(
+                    r,
                     "setting-internal",
                     loc.clone(),
                     format!("`{name}` cannot be set: it is fixed when PostgreSQL is built or the data folder initialised"),
@@ -655,7 +801,7 @@ fn check_values(view: &ClusterView, r: &mut Report) {
                 continue;
             }
             if let Err(p) = setting.check(raw) {
-                r.error("setting-value", loc.clone(), format!("{name}: {p}"));
+                flag(r, "setting-value", loc.clone(), format!("{name}: {p}"));
             }
         }
         let (listen, loc) = n.raw("listen_addresses");
@@ -824,7 +970,238 @@ fn check_sync_names(view: &ClusterView, r: &mut Report) {
     }
 }
 
+/// Settings the tool owns, as they appear in hand-written files (a
+/// topology cannot set them at all: `managed-setting`).
+fn check_owned_in_files(view: &ClusterView, r: &mut Report) {
+    let why = |name: &str| policy::entry(name).map(|e| e.why).unwrap_or_default();
+    for n in &view.nodes {
+        for (name, (raw, loc)) in &n.settings {
+            let name = name.as_str();
+            let refused = match name {
+                "promote_trigger_file" => (!raw.trim().is_empty()).then_some("promote-trigger"),
+                "recovery_target"
+                | "recovery_target_name"
+                | "recovery_target_time"
+                | "recovery_target_xid"
+                | "recovery_target_lsn" => (!raw.trim().is_empty()).then_some("recovery-target"),
+                "recovery_target_timeline" => {
+                    (!raw.trim().eq_ignore_ascii_case("latest")).then_some("recovery-target")
+                }
+                "hot_standby" if n.role == Role::Standby => {
+                    (guc::parse_bool(raw) == Some(false)).then_some("hot-standby-off")
+                }
+                "default_transaction_read_only" => {
+                    (guc::parse_bool(raw) == Some(true)).then_some("read-only-default")
+                }
+                "unix_socket_directories" => raw.trim().is_empty().then_some("socket-dirs-empty"),
+                _ => None,
+            };
+            if let Some(code) = refused {
+                r.error(
+                    code,
+                    loc.clone(),
+                    format!("{name} = '{}': {}", crate::names::shown(raw), why(name)),
+                );
+            }
+        }
+    }
+    // A password stored as md5 cannot pass scram-sha-256 authentication.
+    let scram_lines: Vec<(usize, &Location)> = view
+        .hba
+        .iter()
+        .flat_map(|(loc, f)| {
+            f.rules
+                .iter()
+                .filter(|rl| rl.method == "scram-sha-256")
+                .map(move |rl| (rl.line, loc))
+        })
+        .collect();
+    if let Some((line, hloc)) = scram_lines.first() {
+        for n in &view.nodes {
+            if let Some((raw, loc)) = n.settings.get("password_encryption") {
+                if raw.trim().eq_ignore_ascii_case("md5") {
+                    let mut at = (*hloc).clone();
+                    at.line = at.line.or(Some(*line));
+                    r.error(
+                        "password-encryption",
+                        loc.clone(),
+                        format!("password_encryption = md5 stores passwords as md5, but {at} requires scram-sha-256: every such login is refused; use scram-sha-256"),
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// The constrained settings' rules (see [`crate::policy`]).
+fn check_constrained(view: &ClusterView, opts: &Options, r: &mut Report) {
+    let primary = view.nodes.iter().find(|n| n.role == Role::Primary);
+    let sync_names = primary.and_then(|p| {
+        syncrep::parse(&p.raw("synchronous_standby_names").0)
+            .ok()
+            .flatten()
+    });
+    let why = |name: &str| policy::entry(name).map(|e| e.why).unwrap_or_default();
+    let kb = |n: &NodeView, name: &str| -> Option<i128> {
+        let (raw, _) = n.raw(name);
+        let s = opts.catalogue.lookup(name)?;
+        guc::parse_quantity(&raw, s.kind()).ok()
+    };
+    let mut shared_total: i128 = 0;
+    for n in &view.nodes {
+        // Synchronous commit as strong as the mode promises.
+        if sync_names.is_some() {
+            let (raw, loc) = n.raw("synchronous_commit");
+            let v = raw.trim().to_ascii_lowercase();
+            let strong = v == "remote_apply" || guc::parse_bool(&v) == Some(true);
+            if !strong {
+                r.error(
+                    "sync-commit-weak",
+                    loc,
+                    format!(
+                        "synchronous_commit = {raw} with synchronous standbys named: {}",
+                        why("synchronous_commit")
+                    ),
+                );
+            }
+        }
+        // Connections: the reserved ones must leave room.
+        if let (Some((max, loc)), Some((su, _))) = (
+            n.quantity("max_connections"),
+            n.quantity("superuser_reserved_connections"),
+        ) {
+            let reserved = if opts.major.has_reserved_connections() {
+                n.quantity("reserved_connections").map(|q| q.0).unwrap_or(0)
+            } else {
+                0
+            };
+            if su + reserved >= max {
+                r.error(
+                    "connections-reserved",
+                    loc,
+                    format!(
+                        "max_connections = {max} is not above the {} reserved connection(s) (superuser_reserved_connections{}): the server refuses to start",
+                        su + reserved,
+                        if opts.major.has_reserved_connections() { " + reserved_connections" } else { "" }
+                    ),
+                );
+            }
+        }
+        // Archiving with nowhere to archive to.
+        let (mode, mode_loc) = n.raw("archive_mode");
+        let archiving = matches!(mode.trim().to_ascii_lowercase().as_str(), "always")
+            || guc::parse_bool(&mode) == Some(true);
+        if archiving
+            && n.raw("archive_command").0.trim().is_empty()
+            && n.raw("archive_library").0.trim().is_empty()
+        {
+            r.error(
+                "archive-no-command",
+                mode_loc,
+                format!(
+                    "archive_mode = {mode} with no archive_command nor archive_library: {}",
+                    why("archive_mode")
+                ),
+            );
+        }
+        // SSL without a certificate.
+        let (ssl, ssl_loc) = n.raw("ssl");
+        if guc::parse_bool(&ssl) == Some(true)
+            && !(n.is_set("ssl_cert_file") && n.is_set("ssl_key_file"))
+        {
+            r.error(
+                "ssl-no-certificate",
+                ssl_loc,
+                format!("ssl = on without ssl_cert_file and ssl_key_file: {}. Mount a certificate and name it, or keep ssl = off", why("ssl")),
+            );
+        }
+        // Slots invalidated by an ordinary checkpoint.
+        if let (Some(keep), Some(max_wal)) =
+            (kb(n, "max_slot_wal_keep_size"), kb(n, "max_wal_size"))
+        {
+            if keep >= 0 && keep < max_wal {
+                let (raw, loc) = n.raw("max_slot_wal_keep_size");
+                r.error(
+                    "slot-wal-keep",
+                    loc,
+                    format!("max_slot_wal_keep_size = {raw} is below max_wal_size ({}): {}; use -1 or at least max_wal_size", n.raw("max_wal_size").0, why("max_slot_wal_keep_size")),
+                );
+            }
+        }
+        // An apply delay where commits wait for apply.
+        if n.role == Role::Standby {
+            let delay = kb(n, "recovery_min_apply_delay").unwrap_or(0);
+            let listed = match (&sync_names, &n.application_name) {
+                (Some(s), Some(app)) => s.matches(app),
+                _ => false,
+            };
+            let remote_apply = primary.is_some_and(|p| {
+                p.raw("synchronous_commit")
+                    .0
+                    .trim()
+                    .eq_ignore_ascii_case("remote_apply")
+            });
+            if delay > 0 && listed && remote_apply {
+                let (raw, loc) = n.raw("recovery_min_apply_delay");
+                r.error(
+                    "apply-delay-sync",
+                    loc,
+                    format!("recovery_min_apply_delay = {raw} on a synchronous standby under synchronous_commit = remote_apply: {}", why("recovery_min_apply_delay")),
+                );
+            }
+        }
+        if let Some(sb) = kb(n, "shared_buffers") {
+            // Bytes.
+            shared_total += sb;
+        }
+    }
+    // Every node shares one Docker host's memory.
+    if let (Some(mem), Some(first)) = (opts.memory, view.nodes.first()) {
+        let total = shared_total;
+        if total > 0 && total as u128 > u128::from(mem) {
+            let (raw, loc) = first.raw("shared_buffers");
+            r.error(
+                "shared-buffers-memory",
+                loc,
+                format!(
+                    "shared_buffers = {raw} on each of {} node(s) is {} together, more than the Docker host's {} of memory: {}",
+                    view.nodes.len(),
+                    guc::human_bytes(total),
+                    guc::human_bytes(mem as i128),
+                    why("shared_buffers")
+                ),
+            );
+        }
+    }
+}
+
 fn check_conninfo(view: &ClusterView, r: &mut Report) {
+    // Two standbys with one application_name: both match the same name in
+    // synchronous_standby_names, and the primary's view cannot tell them
+    // apart.
+    let mut seen: HashMap<String, &str> = HashMap::new();
+    for n in view.nodes.iter().filter(|n| n.role == Role::Standby) {
+        if let Some(app) = &n.application_name {
+            let key = app.to_ascii_lowercase();
+            if let Some(other) = seen.insert(key, &n.label) {
+                let loc = n
+                    .settings
+                    .get("primary_conninfo")
+                    .map(|(_, l)| l.clone())
+                    .unwrap_or_else(|| n.home.clone());
+                r.error(
+                    "conninfo-appname-duplicate",
+                    loc,
+                    format!("application_name `{}` is also {other}'s: both standbys match the same name in synchronous_standby_names, which cannot tell them apart", crate::names::shown(app)),
+                );
+            }
+        }
+    }
+    let primary_ssl = view
+        .nodes
+        .iter()
+        .find(|n| n.role == Role::Primary)
+        .map(|p| guc::parse_bool(&p.raw("ssl").0) == Some(true));
     let sync_names = view
         .nodes
         .iter()
@@ -855,6 +1232,15 @@ fn check_conninfo(view: &ClusterView, r: &mut Report) {
                 .find(|(key, _)| key == k)
                 .map(|(_, v)| v.as_str())
         };
+        if let (Some(mode), Some(false)) = (get("sslmode"), primary_ssl) {
+            if matches!(mode, "require" | "verify-ca" | "verify-full") {
+                r.error(
+                    "conninfo-ssl",
+                    loc.clone(),
+                    format!("sslmode={mode}, but the primary has ssl = off: the standby is refused (\"server does not support SSL, but SSL was required\")"),
+                );
+            }
+        }
         if get("password").is_some() {
             r.error(
                 "plaintext-password",
@@ -955,57 +1341,97 @@ fn check_hba(view: &ClusterView, r: &mut Report) {
                 }
             }
         }
-        let from = view.subnet.map(|s| representative(&s));
-        let attempt = Attempt {
-            from,
-            database: "replication",
-            replication: true,
-            user,
-        };
-        let chosen = match from {
-            Some(_) => hba.first_match(&attempt, true),
-            None => hba.rules.iter().find(|rule| {
-                is_host_conn(rule.conn)
-                    && rule.matches(
-                        &Attempt {
-                            from: Some(match &rule.address {
-                                Some(hba::Address::Cidr(c)) => representative(c),
-                                _ => IpAddr::from([10, 0, 0, 2]),
-                            }),
-                            ..attempt.clone()
-                        },
-                        true,
-                    )
-            }),
-        };
-        let net = view
-            .subnet
-            .map(|s| format!(" from {s}"))
-            .unwrap_or_default();
-        match chosen {
-            Some(rule) if rule.method != "reject" => {}
-            Some(rule) => r.error(
-                "hba-replication-rejected",
-                at(rule.line),
-                format!("replication by `{user}`{net} is rejected by this line"),
-            ),
-            None => {
-                let all_only = hba.rules.iter().any(|rl| {
-                    is_host_conn(rl.conn) && rl.databases.iter().any(|d| d.is_keyword("all"))
-                });
-                let hint = if all_only {
-                    " (`all` in the DATABASE column does not match replication connections; name `replication`)"
-                } else {
-                    ""
-                };
-                // Where such a line belongs: after the last rule.
-                let after = hba.rules.last().map(|rl| rl.line).unwrap_or(1);
-                r.error(
-                    "hba-replication",
-                    at(after),
-                    format!("no line lets `{user}` connect for replication{net}: standbys and pg_basebackup are refused{hint}"),
-                );
+        // Every role a standby connects as must be admitted (each standby's
+        // primary_conninfo may name its own).
+        let mut users: Vec<&str> = vec![user];
+        for u in &view.conninfo_users {
+            if !users.contains(&u.as_str()) {
+                users.push(u);
             }
+        }
+        for user in users {
+            check_repl_admitted(view, hba, user, &at, r);
+        }
+    }
+}
+
+/// The replication role must be admitted from the cluster network by the
+/// first line that matches it.
+fn check_repl_admitted(
+    view: &ClusterView,
+    hba: &HbaFile,
+    user: &str,
+    at: &dyn Fn(usize) -> Location,
+    r: &mut Report,
+) {
+    let from = view.subnet.map(|s| representative(&s));
+    let attempt = Attempt {
+        from,
+        database: "replication",
+        replication: true,
+        user,
+        server_net: view.subnet,
+    };
+    let chosen = match from {
+        Some(_) => hba.first_match(&attempt),
+        // The network is not known: each line is tried from an address it
+        // names (as if the network were that one).
+        None => hba.rules.iter().find_map(|rule| {
+            if !is_host_conn(rule.conn) {
+                return None;
+            }
+            let (from, net) = match &rule.address {
+                Some(hba::Address::Cidr(c)) => (representative(c), Some(*c)),
+                // `samenet` names the server's own network, whatever it is.
+                Some(hba::Address::SameNet) => {
+                    let net: Cidr = "10.0.0.0/8".parse().expect("a valid block");
+                    (representative(&net), Some(net))
+                }
+                _ => (IpAddr::from([10, 0, 0, 2]), None),
+            };
+            let m = rule.matching(&Attempt {
+                from: Some(from),
+                server_net: net,
+                ..attempt.clone()
+            });
+            (m != hba::Match::No).then_some((rule, m))
+        }),
+    };
+    let net = view
+        .subnet
+        .map(|s| format!(" from {s}"))
+        .unwrap_or_default();
+    match chosen {
+        Some((rule, hba::Match::Maybe)) => r.warning(
+            "hba-replication-unknown",
+            at(rule.line),
+            format!(
+                "whether this line admits replication by `{user}`{net} depends on what cannot be checked offline \
+                 (role membership, a file of names, DNS, or the server's own network): make sure it does"
+            ),
+        ),
+        Some((rule, _)) if rule.method != "reject" => {}
+        Some((rule, _)) => r.error(
+            "hba-replication-rejected",
+            at(rule.line),
+            format!("replication by `{user}`{net} is rejected by this line"),
+        ),
+        None => {
+            let all_only = hba.rules.iter().any(|rl| {
+                is_host_conn(rl.conn) && rl.databases.iter().any(|d| d.is_keyword("all"))
+            });
+            let hint = if all_only {
+                " (`all` in the DATABASE column does not match replication connections; name `replication`)"
+            } else {
+                ""
+            };
+            // Where such a line belongs: after the last rule.
+            let after = hba.rules.last().map(|rl| rl.line).unwrap_or(1);
+            r.error(
+                "hba-replication",
+                at(after),
+                format!("no line lets `{user}` connect for replication{net}: standbys and pg_basebackup are refused{hint}"),
+            );
         }
     }
 }

@@ -194,7 +194,14 @@ fn what_patroni_cannot_express_is_refused_with_every_reason() {
 
 #[test]
 fn hosts_are_validated() {
-    for good in ["10.1.2.3", "::1", "db-1.example.com", "DB2"] {
+    for good in [
+        "10.1.2.3",
+        "fd00::1",
+        "[fd00::2]",
+        "db-1.example.com",
+        "DB2",
+        "db.example.",
+    ] {
         assert!(good.parse::<Host>().is_ok(), "{good}");
     }
     for bad in [
@@ -206,9 +213,73 @@ fn hosts_are_validated() {
         "db$1",
         "a..b",
         &"a".repeat(64),
+        // Addresses as text that is not an address, or names a resolver
+        // reads as one.
+        "010.0.0.2",
+        "10.2",
+        "999.999.999.999",
+        "1.2.3.4.5",
+        // No other host is reached at these.
+        "0.0.0.0",
+        "::",
+        "127.0.0.1",
+        "::1",
+        "localhost",
+        "db.localhost",
+        "224.0.0.1",
+        "ff02::1",
+        "255.255.255.255",
+        "169.254.1.1",
+        "fe80::1",
+        "[10.0.0.1]",
+        "fd00::1::2",
     ] {
         assert!(bad.parse::<Host>().is_err(), "{bad:?} was accepted");
     }
+    // One address, however it is written.
+    let a: Host = "fd00::1".parse().unwrap();
+    assert_eq!(a, "fd00:0::1".parse::<Host>().unwrap());
+    assert_eq!(a, "[fd00:0:0::1]".parse::<Host>().unwrap());
+    let v4: Host = "10.0.0.2".parse().unwrap();
+    assert_eq!(v4, "::ffff:10.0.0.2".parse::<Host>().unwrap());
+    assert_eq!(
+        "DB.Example.".parse::<Host>().unwrap(),
+        "db.example".parse::<Host>().unwrap()
+    );
+    // IPv6 in URLs and host:port is bracketed.
+    assert_eq!(a.with_port(8008), "[fd00::1]:8008");
+    assert_eq!(v4.with_port(8008), "10.0.0.2:8008");
+}
+
+#[test]
+fn ipv6_hosts_are_bracketed_in_every_url_and_two_spellings_are_one_host() {
+    let (t, _) = {
+        let text = preset_text("semi-sync.toml");
+        (load("semi-sync.toml", &text).topology, ())
+    };
+    let mut h: BTreeMap<String, Host> = BTreeMap::new();
+    h.insert("master-db".into(), "fd00::1".parse().unwrap());
+    h.insert("slave1-db".into(), "fd00::2".parse().unwrap());
+    h.insert("slave2-db".into(), "fd00:0::2".parse().unwrap());
+    let errors = patroni::render(&t, &patroni::Layout::hosts(&t, h.clone())).unwrap_err();
+    assert!(
+        errors.join("\n").contains("are both on fd00::2"),
+        "{errors:?}"
+    );
+    h.insert("slave2-db".into(), "fd00::3".parse().unwrap());
+    let files = patroni::render(&t, &patroni::Layout::hosts(&t, h)).unwrap();
+    let yml = &files.nodes[0].1;
+    assert!(
+        yml.contains("[fd00::1]:8008") && yml.contains("[fd00::1]:5432"),
+        "{yml}"
+    );
+    assert!(yml.contains("[fd00::2]:2379"), "{yml}");
+    assert!(
+        yml.contains("fd00::2/128"),
+        "pg_hba takes a bare address: {yml}"
+    );
+    let etcd = &files.etcd[0].1;
+    assert!(etcd.contains("http://[fd00::1]:2380"), "{etcd}");
 }
 
 #[test]

@@ -195,8 +195,8 @@ fn no_rejoin() {
     let text = preset_text("semi-sync.toml")
         .replace("wal_log_hints = true", "wal_log_hints = false")
         .replace(
-            "image = \"postgres:15\"",
-            "image = \"postgres:15\"\ndata_checksums = true",
+            "postgres = 17",
+            "postgres = 17\ndata_checksums = true",
         );
     let with_sums = cluster_config::validate::validate_topology(&load("s.toml", &text));
     assert_lacks(&with_sums, "no-rejoin");
@@ -340,8 +340,8 @@ fn trust_remote() {
     let text = preset_text("semi-sync.toml")
         .replace("auth = \"scram-sha-256\"", "auth = \"trust\"")
         .replace(
-            "image = \"postgres:15\"",
-            "image = \"postgres:15\"\nallow_trust = true",
+            "postgres = 17",
+            "postgres = 17\nallow_trust = true",
         );
     let r = cluster_config::validate::validate_topology(&load("t.toml", &text));
     assert_has(&r, "trust-remote", false);

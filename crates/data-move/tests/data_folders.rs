@@ -3,6 +3,8 @@
 //! `PGREPL_TEST_PGDATA`), with read-only files, a path longer than 260
 //! characters, a file another process holds open, and a kill at each step.
 //! These run on Linux and, in the Windows lane, under Wine.
+// Tests and benches print to the test harness, whose streams stay open.
+#![allow(clippy::disallowed_macros)]
 
 use data_move::{remove_all, replace_dir, staging_paths, totals, Crash};
 use std::fs;

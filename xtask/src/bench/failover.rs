@@ -57,6 +57,7 @@ pub fn bench(topologies: &[&Path], args: &BenchArgs, runner: &dyn Runner) -> Res
                 timeout: 300,
                 engine: Engine::Patroni,
                 patroni_timings: TimingsArg::Default,
+                pull: false,
             },
             cluster_config::Mode::Sync,
             runner,

@@ -52,8 +52,10 @@ pub struct BenchArgs {
     /// Failover rounds per topology (at least 10 for a median worth quoting)
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
     pub rounds: u32,
-    /// First host port of the bench clusters (each node takes the next one)
-    #[arg(long, default_value_t = 25432, env = "PGREPL_BENCH_PORT")]
+    /// First host port of the bench clusters (they take the next 20: bench-3
+    /// from it, bench-4 from it + 10, the Patroni engine's REST APIs 1000 above)
+    #[arg(long, default_value_t = 25432, env = "PGREPL_BENCH_PORT",
+          value_parser = clap::value_parser!(u16).range(1024..=PORT_BASE_MAX as i64))]
     pub port_base: u16,
     /// Size of the data-move tree, in MiB
     #[arg(long, default_value_t = 1024)]
@@ -144,7 +146,14 @@ struct Output {
     tables: Vec<Table>,
 }
 
+/// The highest `--port-base`: the bench's ports (20 from the base) and the
+/// Patroni engine's REST ports (1000 above each) stay below 65536.
+pub const PORT_BASE_MAX: u16 = 65535 - 1000 - 20;
+
 pub fn run(args: &BenchArgs, runner: &dyn Runner) -> Result<()> {
+    if let Some(p) = &args.json {
+        crate::fsx::check_writable(p, "--json")?;
+    }
     let docker = crate::docker::Docker::detect(runner)?;
     let machine = machine(&docker, runner);
     say!("bench on {machine}");
@@ -156,9 +165,14 @@ pub fn run(args: &BenchArgs, runner: &dyn Runner) -> Result<()> {
         tables.push(t);
     };
     if let Some(dir) = &args.plot {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        crate::fsx::create_dir(dir)?;
     }
     let three = bench_topology(2, args.port_base)?;
+    claim(&docker, runner, &three)?;
+    let four = bench_topology(3, args.port_base + 10)?;
+    if wants(Which::Failover) {
+        claim(&docker, runner, &four)?;
+    }
     let result = (|| -> Result<()> {
         if wants(Which::Move) {
             show(datamove::bench(args, runner)?);
@@ -167,7 +181,6 @@ pub fn run(args: &BenchArgs, runner: &dyn Runner) -> Result<()> {
             show(setup::bench(&three, runner)?);
         }
         if wants(Which::Failover) {
-            let four = bench_topology(3, args.port_base + 10)?;
             let t = failover::bench(&[&three, &four], args, runner);
             if !args.keep {
                 down(&four, runner)?;
@@ -187,14 +200,13 @@ pub fn run(args: &BenchArgs, runner: &dyn Runner) -> Result<()> {
     })();
     if !args.keep && args.which != Which::Move {
         if let Err(e) = down(&three, runner) {
-            eprintln!("warning: removing the bench cluster: {e:#}");
+            warn!("warning: removing the bench cluster: {e:#}");
         }
     }
     result?;
     if let Some(path) = &args.json {
         let out = Output { machine, tables };
-        std::fs::write(path, serde_json::to_string_pretty(&out)?)
-            .with_context(|| format!("writing {}", path.display()))?;
+        project::write_if_changed(path, &serde_json::to_string_pretty(&out)?)?;
         say!("figures written to {}", path.display());
     }
     Ok(())
@@ -230,13 +242,13 @@ fn machine(docker: &crate::docker::Docker, runner: &dyn Runner) -> String {
         .unwrap_or_else(|| "Docker Engine ?".into());
     format!(
         "{cores} cores, {mem}, {kernel}, {engine}, {}",
-        docker.describe()
+        docker.describe(runner)
     )
 }
 
 /// A bench topology: the semi-sync preset with `standbys` standbys, named
 /// `bench-<nodes>`, on ports from `port_base`, with no fixed subnet (Docker
-/// picks a free one), written under `state/bench/`.
+/// picks a free one), written under `state/.bench/`.
 fn bench_topology_text(standbys: usize, port_base: u16) -> Result<(String, String)> {
     let preset = project::root().join("conf").join("semi-sync.toml");
     let text = std::fs::read_to_string(&preset)
@@ -308,12 +320,68 @@ fn bench_topology_text(standbys: usize, port_base: u16) -> Result<(String, Strin
     Ok((name, body))
 }
 
+/// The bench's own folder for its topologies: `state/.bench/` (a cluster
+/// name cannot start with a dot, so no cluster's state folder is this one).
+fn bench_dir() -> PathBuf {
+    project::root()
+        .join(cluster_config::compose::STATE_DIR)
+        .join(".bench")
+}
+
+/// The file in a bench cluster's state folder that says the bench made it.
+const MARK: &str = ".pgrepl-bench";
+
+/// Makes sure a bench cluster's name is the bench's to purge: a cluster of
+/// that name that the bench did not make (its state folder without the
+/// bench's mark, or its containers with no state at all) is refused, never
+/// purged.
+fn claim(docker: &crate::docker::Docker, runner: &dyn Runner, topology: &Path) -> Result<()> {
+    let loaded = project::load_valid(topology)?;
+    let name = loaded.topology.name();
+    let state = project::root()
+        .join(cluster_config::compose::STATE_DIR)
+        .join(name);
+    let marked = std::fs::symlink_metadata(state.join(MARK)).is_ok();
+    let state_exists = std::fs::symlink_metadata(&state).is_ok();
+    let containers = runner
+        .run(
+            &docker
+                .cmd()
+                .args(["ps", "-a", "-q", "--filter"])
+                .arg(format!(
+                    "label={}={name}",
+                    cluster_config::compose::LABEL_CLUSTER
+                ))
+                .read_only(),
+        )?
+        .stdout;
+    if (state_exists || !containers.trim().is_empty()) && !marked {
+        bail!(
+            "a cluster named `{name}` exists that the bench did not make (state/{name}/ or containers labelled {}={name}); \
+             the bench purges its clusters, so it stops here. Remove that cluster yourself (`cargo xtask down -t <its topology>`), \
+             or run the bench on another machine",
+            cluster_config::compose::LABEL_CLUSTER
+        );
+    }
+    mark(name)
+}
+
+/// Leaves the bench's mark in a bench cluster's state folder.
+fn mark(name: &str) -> Result<()> {
+    let state = project::root()
+        .join(cluster_config::compose::STATE_DIR)
+        .join(name);
+    crate::fsx::create_private_dir(&state)?;
+    crate::project::write_if_changed(
+        &state.join(MARK),
+        "made by `cargo xtask bench`; purged by it\n",
+    )?;
+    Ok(())
+}
+
 fn bench_topology(standbys: usize, port_base: u16) -> Result<PathBuf> {
     let (name, body) = bench_topology_text(standbys, port_base)?;
-    let path = project::root()
-        .join(cluster_config::compose::STATE_DIR)
-        .join("bench")
-        .join(format!("{name}.toml"));
+    let path = bench_dir().join(format!("{name}.toml"));
     project::write_if_changed(&path, &body)?;
     // The same checks as every topology.
     project::load_valid(&path)?;
@@ -329,6 +397,7 @@ fn topology_arg(path: &Path) -> project::TopologyArg {
 /// A bench cluster from nothing: removed with its data, then set up.
 fn fresh(path: &Path, runner: &dyn Runner) -> Result<Duration> {
     down(path, runner)?;
+    mark(project::load_valid(path)?.topology.name())?;
     let started = std::time::Instant::now();
     crate::setup::run(
         &crate::setup::SetupArgs {
@@ -337,6 +406,7 @@ fn fresh(path: &Path, runner: &dyn Runner) -> Result<Duration> {
             timeout: 180,
             engine: Default::default(),
             patroni_timings: Default::default(),
+            pull: false,
         },
         cluster_config::Mode::Sync,
         runner,

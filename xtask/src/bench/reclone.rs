@@ -34,7 +34,7 @@ pub fn bench(topology: &Path, args: &BenchArgs, runner: &dyn Runner) -> Result<T
 
     // Raw: pg_basebackup into the standby's backup folder (the disk the
     // re-clone writes to), then removed.
-    let image = crate::docker::image_for(&t.cluster.image);
+    let image = c.image()?.image.clone();
     let id = id_of(&c, &node)?;
     let target = format!("{}/raw-bench", cluster_config::render::BACKUP_DIR);
     let user = crate::docker::run_as_user().unwrap_or_else(|| "postgres".into());
@@ -65,7 +65,7 @@ pub fn bench(topology: &Path, args: &BenchArgs, runner: &dyn Runner) -> Result<T
             .secret_env("PGPASSWORD", &secrets.replication),
     )?;
     let raw = started.elapsed();
-    runner.run(&one_off(&c, &node, "rm").args(["-rf", &target]))?;
+    runner.run(&one_off(&c, &node, "rm")?.args(["-rf", &target]))?;
 
     let started = Instant::now();
     crate::basebackup::run(

@@ -18,7 +18,7 @@ pub fn bench(topology: &Path, runner: &dyn Runner) -> Result<Table> {
     let setup = fresh(topology, runner)?;
     let c = Cluster::open(topology, runner)?;
     let t = c.topology();
-    let image = crate::docker::image_for(&t.cluster.image);
+    let image = c.image()?.image.clone();
     let primary = t
         .initial_primary()
         .context("no primary")?

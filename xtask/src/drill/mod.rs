@@ -56,8 +56,8 @@ pub struct DrillArgs {
     /// Write the JSON report here
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
-    /// Seconds of writes before the fault
-    #[arg(long, default_value_t = 3.0)]
+    /// Seconds of writes before the fault (0 to 600)
+    #[arg(long, default_value_t = 3.0, value_parser = crate::project::parse_seconds)]
     pub warmup: f64,
     /// Who fails over: this tool, or Patroni (which detects and promotes by
     /// itself; the drill crashes the leader and only watches)
@@ -148,6 +148,14 @@ pub fn execute(args: &DrillArgs, runner: &dyn Runner) -> Result<DrillReport> {
     if args.fault.is_empty() {
         bail!("--fault needs at least one fault");
     }
+    // Where the results go is checked before the first fault: a long run
+    // never ends on a path that cannot be written.
+    if let Some(p) = &args.report {
+        crate::fsx::check_writable(p, "--report")?;
+    }
+    if let Some(p) = &args.plot {
+        crate::fsx::check_writable(p, "--plot")?;
+    }
     let patroni = args.engine == crate::ops::patroni::Engine::Patroni;
     if patroni && args.fault.iter().any(|f| *f != Fault::Crash) {
         bail!("--engine patroni runs the crash fault only (the others need the tool to fail over)");
@@ -162,7 +170,7 @@ pub fn execute(args: &DrillArgs, runner: &dyn Runner) -> Result<DrillReport> {
         patroni::apply_timings(&c, args.patroni_timings.timings())?;
     }
     let _ = ctrlc::set_handler(|| {
-        eprintln!("\ninterrupt: stopping the writer after the current step");
+        warn!("\ninterrupt: stopping the writer after the current step");
         INTERRUPTED.store(true, Ordering::SeqCst);
     });
     let secrets = c.secrets()?;
@@ -213,15 +221,6 @@ pub fn execute(args: &DrillArgs, runner: &dyn Runner) -> Result<DrillReport> {
         rounds,
         final_status,
     };
-    if let Some(path) = &args.plot {
-        plot::draw(path, &report)?;
-        say!("plot written to {}", path.display());
-    }
-    if let Some(path) = &args.report {
-        std::fs::write(path, serde_json::to_string_pretty(&report)?)
-            .with_context(|| format!("writing {}", path.display()))?;
-        say!("report written to {}", path.display());
-    }
     say!("\n{}", live::table(&report.final_status));
     say!(
         "{} round(s): acknowledged {}, lost {}, RTO median {} ms, worst {} ms (fault to first acknowledged write on the new primary)",
@@ -231,26 +230,53 @@ pub fn execute(args: &DrillArgs, runner: &dyn Runner) -> Result<DrillReport> {
         report.rto_median_ms,
         report.rto_worst_ms
     );
+    // The verdict is printed before any file is written: a report that
+    // cannot be written never hides a loss.
+    let mut verdict = None;
     if let Some(bad) = report
         .rounds
         .iter()
         .find(|r| !r.lost_ids.is_empty() || !r.duplicated_ids.is_empty())
     {
-        bail!(
+        verdict = Some(format!(
             "round {}: LOST {} acknowledged commit(s): {}; duplicated: {} (every id is in the JSON report)",
             bad.round,
             bad.lost,
             first_ids(&bad.lost_ids),
             first_ids(&bad.duplicated_ids)
-        );
-    }
-    if let Some(bad) = report.rounds.iter().find(|r| r.writable_nodes.len() > 1) {
-        bail!(
+        ));
+    } else if let Some(bad) = report.rounds.iter().find(|r| r.writable_nodes.len() > 1) {
+        verdict = Some(format!(
             "round {}: {} nodes accept writes: {}",
             bad.round,
             bad.writable_nodes.len(),
             bad.writable_nodes.join(", ")
-        );
+        ));
+    }
+    if let Some(v) = &verdict {
+        warn!("error: {v}");
+    }
+    let mut write_errors = Vec::new();
+    if let Some(path) = &args.plot {
+        match plot::draw(path, &report) {
+            Ok(()) => say!("plot written to {}", path.display()),
+            Err(e) => write_errors.push(format!("{e:#}")),
+        }
+    }
+    if let Some(path) = &args.report {
+        let written = serde_json::to_string_pretty(&report)
+            .map_err(anyhow::Error::from)
+            .and_then(|json| crate::project::write_if_changed(path, &json));
+        match written {
+            Ok(_) => say!("report written to {}", path.display()),
+            Err(e) => write_errors.push(format!("writing {}: {e:#}", path.display())),
+        }
+    }
+    if let Some(v) = verdict {
+        bail!("{v}");
+    }
+    if !write_errors.is_empty() {
+        bail!("{}", write_errors.join("; "));
     }
     if !args.no_rejoin && !report.healthy {
         bail!("the cluster is not healthy after the drill (see the table above)");
@@ -676,8 +702,8 @@ fn check_interrupt(c: &Cluster) -> Result<()> {
 }
 fn print_state(c: &Cluster) {
     match live::collect(c) {
-        Ok(rows) => eprintln!("\n{}", live::table(&rows)),
-        Err(e) => eprintln!("(could not read the cluster's state: {e:#})"),
+        Ok(rows) => warn!("\n{}", live::table(&rows)),
+        Err(e) => warn!("(could not read the cluster's state: {e:#})"),
     }
 }
 

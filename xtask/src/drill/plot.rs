@@ -48,10 +48,20 @@ pub fn per_bin(t: &Timeline, from: f64, to: f64) -> Vec<(f64, u32)> {
 }
 
 pub fn draw(path: &Path, report: &DrillReport) -> Result<()> {
-    let e = |e: &dyn std::fmt::Debug| anyhow!("drawing {}: {e:?}", path.display());
+    let mut svg = String::new();
+    render(&mut svg, report).map_err(|e| anyhow!("drawing {}: {e}", path.display()))?;
+    crate::project::write_if_changed(path, &svg)?;
+    Ok(())
+}
+
+/// The SVG text of [`draw`], written by the caller (atomically, never
+/// through a link).
+fn render(svg: &mut String, report: &DrillReport) -> Result<(), String> {
+    let e = |e: &dyn std::fmt::Debug| format!("{e:?}");
     let rounds = &report.rounds;
     let (w, h) = (1100u32, 360u32);
-    let root = SVGBackend::new(path, (w, h * rounds.len().max(1) as u32)).into_drawing_area();
+    let root =
+        SVGBackend::with_string(svg, (w, h * rounds.len().max(1) as u32)).into_drawing_area();
     root.fill(&WHITE).map_err(|x| e(&x))?;
     let areas = root.split_evenly((rounds.len().max(1), 1));
     for (area, r) in areas.iter().zip(rounds) {
@@ -162,6 +172,7 @@ pub fn draw(path: &Path, report: &DrillReport) -> Result<()> {
         }
     }
     root.present().map_err(|x| e(&x))?;
+    drop(root);
     Ok(())
 }
 

@@ -52,7 +52,7 @@ pub fn clone_standby(
     let settings = render::standby_settings(t, c.node(node)?, primary, Some(password.expose()));
     let started = Instant::now();
     let out = c.runner.run_unchecked(
-        &super::container::one_off_as(c, node, "sh", None, &["PGPASSWORD"])
+        &super::container::one_off_as(c, node, "sh", None, &["PGPASSWORD"])?
             .args(["-c", CLONE_SCRIPT, "pgrepl-clone"])
             .arg(format!("{BACKUP_DIR}/{CLONE_MARKER}"))
             .arg(PGDATA)
@@ -227,7 +227,7 @@ pub fn reclone(
             // One container: the copy (progress shown), its verification
             // against the backup manifest, the standby settings (stdin).
             r.run(
-                &super::container::one_off_as(c, node, "sh", None, &["PGPASSWORD"])
+                &super::container::one_off_as(c, node, "sh", None, &["PGPASSWORD"])?
                     .args([
                         "-c",
                         BACKUP_SCRIPT,

@@ -11,7 +11,7 @@ use cluster_config::Storage;
 
 /// A one-off container of the node's service (its volumes, no ports, no
 /// entrypoint), running as the server's user.
-pub fn one_off(c: &Cluster, node: &str, program: &str) -> Cmd {
+pub fn one_off(c: &Cluster, node: &str, program: &str) -> Result<Cmd> {
     one_off_as(c, node, program, None, &[])
 }
 
@@ -23,13 +23,19 @@ pub fn one_off(c: &Cluster, node: &str, program: &str) -> Cmd {
 /// of it: the same mounts and network as `compose run`, without Compose's
 /// start-up cost (about half a second) on every step. Before that, `compose
 /// run` of the node's service.
-pub fn one_off_as(c: &Cluster, node: &str, program: &str, user: Option<&str>, env: &[&str]) -> Cmd {
+pub fn one_off_as(
+    c: &Cluster,
+    node: &str,
+    program: &str,
+    user: Option<&str>,
+    env: &[&str],
+) -> Result<Cmd> {
     let user = user
         .map(str::to_string)
         .or_else(crate::docker::run_as_user)
         .unwrap_or_else(|| "postgres".into());
     let env_args = env.iter().flat_map(|v| ["-e", v]);
-    match c.container(node).ok().flatten() {
+    Ok(match c.container(node).ok().flatten() {
         Some(id) => c
             .docker
             .cmd()
@@ -43,17 +49,13 @@ pub fn one_off_as(c: &Cluster, node: &str, program: &str, user: Option<&str>, en
             ))
             .args(env_args)
             .args(["-u", &user, "--entrypoint", program])
-            .arg(
-                c.node_image
-                    .clone()
-                    .unwrap_or_else(|| crate::docker::image_for(&c.topology().cluster.image)),
-            ),
+            .arg(c.one_off_image()?),
         None => c
-            .compose()
+            .compose()?
             .args(["run", "--rm", "--no-deps", "-T"])
             .args(env_args)
             .args(["-u", &user, "--entrypoint", program, node]),
-    }
+    })
 }
 
 /// Gives the node's data and backup mounts to the server's user, mode 0700:
@@ -69,7 +71,7 @@ pub fn own_mounts(c: &Cluster, node: &str) -> Result<()> {
         None => ("postgres".to_string(), "postgres".to_string()),
     };
     c.runner.run(
-        &one_off_as(c, node, "install", Some("0"), &[])
+        &one_off_as(c, node, "install", Some("0"), &[])?
             .args(["-d", "-m", "0700", "-o"])
             .arg(owner)
             .arg("-g")
@@ -81,7 +83,7 @@ pub fn own_mounts(c: &Cluster, node: &str) -> Result<()> {
 
 pub fn data_initialized(c: &Cluster, node: &str) -> Result<bool> {
     let out = c.runner.run_unchecked(
-        &one_off(c, node, "test")
+        &one_off(c, node, "test")?
             .args(["-s", &format!("{PGDATA}/PG_VERSION")])
             .read_only(),
     )?;
@@ -101,14 +103,14 @@ pub fn id_of(c: &Cluster, node: &str) -> Result<String> {
 /// Starts a node's container (created by setup).
 pub fn start(c: &Cluster, node: &str) -> Result<()> {
     c.runner
-        .run(&c.compose().args(["up", "-d", "--no-deps", node]))?;
+        .run(&c.compose()?.args(["up", "-d", "--no-deps", node]))?;
     Ok(())
 }
 
 /// A clean stop: the server's fast shutdown (SIGINT), which sends all of a
 /// primary's WAL to its connected standbys before it exits.
 pub fn stop(c: &Cluster, node: &str) -> Result<()> {
-    c.runner.run(&c.compose().args(["stop", node]))?;
+    c.runner.run(&c.compose()?.args(["stop", node]))?;
     Ok(())
 }
 
@@ -145,7 +147,7 @@ pub fn fence(c: &Cluster, node: &str) -> Result<()> {
             }
         }
         _ => {
-            c.runner.run(&one_off(c, node, "touch").args([
+            c.runner.run(&one_off(c, node, "touch")?.args([
                 format!("{PGDATA}/standby.signal"),
                 format!("{PGDATA}/{FENCE_MARKER}"),
             ]))?;

@@ -1,18 +1,31 @@
-//! The project's PostgreSQL image: built from Debian packages
-//! (debootstrap of bookworm with postgresql-15) and loads it into the engine,
-//! with no registry involved.
+//! The project's PostgreSQL images: built from Debian packages (the suite
+//! that packages the major: bookworm for 15, trixie for 17, forky for 18)
+//! with debootstrap or mmdebstrap, and loaded into the engine with `docker
+//! import`, with no registry involved.
 
 use crate::docker::Docker;
 use crate::project;
 use crate::runner::{Cmd, Runner};
 use anyhow::{bail, Context, Result};
+use cluster_config::version::Major;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-/// Image name the tests and offline users run (set PGREPL_IMAGE to it).
-pub const DEFAULT_TAG: &str = "pgrepl/postgres:15";
-/// The project's image with Patroni and etcd (`image --patroni`).
+/// The project's own image of a major: `pgrepl/postgres:<major>`.
+pub fn own_tag(major: Major) -> String {
+    format!("pgrepl/postgres:{major}")
+}
+
+/// The official image of a major, used when present: `postgres:<major>`.
+pub fn official_tag(major: Major) -> String {
+    format!("postgres:{major}")
+}
+
+/// The project's image with Patroni and etcd (`image --patroni`): Debian
+/// bookworm's patroni 3.0.2 with PostgreSQL 15.
 pub const PATRONI_TAG: &str = "pgrepl/patroni:15";
+/// The major of the Patroni image.
+pub const PATRONI_MAJOR: u32 = 15;
 /// Label carried by the image, so the tool can tell its own images apart.
 pub const IMAGE_LABEL: &str = "io.pgrepl.image";
 
@@ -23,6 +36,8 @@ const ENTRYPOINT: &str = include_str!("../../assets/docker-entrypoint.sh");
 pub struct Spec {
     /// Image name and tag to create.
     pub tag: String,
+    /// The PostgreSQL major (Debian's `postgresql-<major>`).
+    pub major: Major,
     /// Debian mirror URL; `None`: the one in this machine's apt sources.
     pub mirror: Option<String>,
     /// Debian suite.
@@ -36,7 +51,8 @@ pub struct Spec {
 impl Spec {
     /// debootstrap's / mmdebstrap's `--include`.
     fn include(&self) -> String {
-        let mut p = vec!["postgresql-15", "libnss-wrapper"];
+        let pg = format!("postgresql-{}", self.major);
+        let mut p = vec![pg.as_str(), "libnss-wrapper"];
         if self.patroni {
             p.extend(["patroni", "etcd-server", "etcd-client"]);
         }
@@ -46,69 +62,61 @@ impl Spec {
     /// The image label's value: what the image holds.
     fn flavour(&self) -> String {
         let patroni = if self.patroni { "-patroni" } else { "" };
-        format!("postgresql-15{patroni}-{}", self.suite)
+        format!("postgresql-{}{patroni}-{}", self.major, self.suite)
+    }
+
+    /// Where the major's programs are in a Debian root file system.
+    fn bin_dir(&self) -> String {
+        format!("/usr/lib/postgresql/{}/bin", self.major)
+    }
+
+    /// The spec of the project's own image of a buildable major.
+    pub fn own(major: Major) -> Result<Spec> {
+        let suite = major.debian_suite().with_context(|| {
+            format!(
+                "PostgreSQL {major} cannot be built here: the project builds {} from Debian packages",
+                buildable_list()
+            )
+        })?;
+        Ok(Spec {
+            tag: own_tag(major),
+            major,
+            mirror: None,
+            suite: suite.to_string(),
+            force: false,
+            patroni: false,
+        })
     }
 }
 
-/// The image a cluster's Compose commands use, chosen without building
-/// anything, so that Compose never tries to pull: PGREPL_IMAGE when set;
-/// else the topology's image when present; else the project's own when
-/// present (then chosen for every Compose command of this run).
-pub fn resolve(docker: &Docker, runner: &dyn Runner, topology_image: &str) -> Result<String> {
-    if let Ok(image) = std::env::var(cluster_config::compose::IMAGE_ENV) {
-        return Ok(image);
-    }
-    if !docker.has_image(runner, topology_image)? && docker.has_image(runner, DEFAULT_TAG)? {
-        crate::docker::choose_image(DEFAULT_TAG);
-        return Ok(DEFAULT_TAG.to_string());
-    }
-    Ok(topology_image.to_string())
+/// `15 (bookworm), 17 (trixie), 18 (forky)`, for messages.
+pub fn buildable_list() -> String {
+    cluster_config::version::BUILDABLE
+        .iter()
+        .map(|(m, s)| format!("{m} ({s})"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
-/// Makes the image a cluster runs available, so that the first command on a
-/// fresh machine works as written: PGREPL_IMAGE when set (it must be
-/// present: the user asked for that one); else the topology's image when
-/// present; else the project's own image when present; else the project's
-/// own image built now from Debian packages (no registry is contacted).
-pub fn ensure(docker: &Docker, runner: &dyn Runner, topology_image: &str) -> Result<String> {
-    if let Ok(image) = std::env::var(cluster_config::compose::IMAGE_ENV) {
-        if docker.has_image(runner, &image)? {
-            return Ok(image);
-        }
-        bail!(
-            "image `{image}` (PGREPL_IMAGE) is not in the Docker engine. Build the project's own with \
-             `cargo xtask image` and set PGREPL_IMAGE={DEFAULT_TAG}, unset PGREPL_IMAGE, or `docker pull {image}` where a registry is reachable."
-        );
+/// debootstrap's script for a suite: bookworm's debootstrap knows no
+/// `forky` (nor any suite newer than its own release), and every Debian
+/// suite since buster is built like `sid`.
+fn debootstrap_script(suite: &str) -> Option<String> {
+    let dir = Path::new("/usr/share/debootstrap/scripts");
+    if dir.join(suite).exists() || !dir.join("sid").exists() {
+        return None;
     }
-    if docker.has_image(runner, topology_image)? {
-        return Ok(topology_image.to_string());
-    }
-    if docker.has_image(runner, DEFAULT_TAG)? {
-        say!("image {topology_image} is not in the Docker engine; using the project's own {DEFAULT_TAG} (PostgreSQL 15 from Debian packages)");
-        crate::docker::choose_image(DEFAULT_TAG);
-        return Ok(DEFAULT_TAG.to_string());
-    }
-    if runner.dry_run() {
-        say!("[dry-run] image {topology_image} is not in the Docker engine: would build the project's own {DEFAULT_TAG} from Debian packages (`cargo xtask image`)");
-        crate::docker::choose_image(DEFAULT_TAG);
-        return Ok(DEFAULT_TAG.to_string());
-    }
-    say!("image {topology_image} is not in the Docker engine, and no registry is used: building the project's own {DEFAULT_TAG} from Debian packages");
+    Some(dir.join("sid").to_string_lossy().into_owned())
+}
+
+/// Makes sure the image can be built by this user: as root, installs
+/// debootstrap when it is missing (apt-get); otherwise the build itself
+/// says what is missing.
+pub fn ensure_builder(runner: &dyn Runner) -> Result<()> {
     if is_root() && which::which("debootstrap").is_err() {
         install_debootstrap(runner)?;
     }
-    build(
-        &Spec {
-            tag: DEFAULT_TAG.to_string(),
-            mirror: None,
-            suite: "bookworm".into(),
-            force: false,
-            patroni: false,
-        },
-        runner,
-    )?;
-    crate::docker::choose_image(DEFAULT_TAG);
-    Ok(DEFAULT_TAG.to_string())
+    Ok(())
 }
 
 /// Installs debootstrap with apt-get when this process may (root on a
@@ -145,6 +153,58 @@ fn install_debootstrap(runner: &dyn Runner) -> Result<()> {
 
 fn is_root() -> bool {
     crate::docker::effective_ids().is_some_and(|(uid, _)| uid == 0)
+}
+
+/// A Debian mirror URL from a flag or PGREPL_DEBIAN_MIRROR: `http://`,
+/// `https://` or `file:/`, one word with no control character (it reaches
+/// debootstrap's command line as an argument).
+pub fn parse_mirror(v: &str) -> Result<String, String> {
+    let shown = cluster_config::names::shown(v);
+    if v.trim().is_empty() {
+        return Err(
+            "the mirror URL is empty: give one, or unset it to use this machine's apt sources"
+                .into(),
+        );
+    }
+    let scheme_ok = ["http://", "https://", "file:/"]
+        .iter()
+        .any(|p| v.starts_with(p) && v.len() > p.len());
+    if !scheme_ok || v.chars().any(|c| c.is_whitespace() || c.is_control()) || v.starts_with('-') {
+        return Err(format!(
+            "`{shown}` is not a mirror URL: write http://HOST/debian, https://... or file:/PATH (no blanks)"
+        ));
+    }
+    Ok(v.to_string())
+}
+
+/// A Debian suite name (`bookworm`, `trixie`, `sid`): a lower-case word,
+/// never an option or a path.
+pub fn parse_suite(v: &str) -> Result<String, String> {
+    let ok = !v.is_empty()
+        && v.len() <= 32
+        && v.starts_with(|c: char| c.is_ascii_lowercase())
+        && v.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if !ok {
+        return Err(format!(
+            "`{}` is not a Debian suite name (a lower-case word such as bookworm, trixie or sid)",
+            cluster_config::names::shown(v)
+        ));
+    }
+    Ok(v.to_string())
+}
+
+/// The Debian mirror to build `suite` from: the apt sources' entry for that
+/// suite, else the mirror of another Debian suite they list (a Debian
+/// mirror serves every suite; security and update entries are not used).
+pub fn debian_mirror(etc_apt: &Path, suite: &str) -> Option<String> {
+    if let Some(m) = mirror_from_apt(etc_apt, suite) {
+        return Some(m);
+    }
+    const DEBIAN: [&str; 9] = [
+        "buster", "bullseye", "bookworm", "trixie", "forky", "sid", "stable", "testing", "unstable",
+    ];
+    DEBIAN.iter().find_map(|s| mirror_from_apt(etc_apt, s))
 }
 
 /// Finds the Debian mirror in apt's configuration (deb822 `.sources` files
@@ -205,9 +265,9 @@ pub fn build(args: &Spec, runner: &dyn Runner) -> Result<()> {
     }
     let mirror = match &args.mirror {
         Some(m) => m.clone(),
-        None => mirror_from_apt(Path::new("/etc/apt"), &args.suite).with_context(|| {
+        None => debian_mirror(Path::new("/etc/apt"), &args.suite).with_context(|| {
             format!(
-                "no Debian mirror for `{}` in /etc/apt; pass --mirror URL",
+                "no Debian mirror in /etc/apt's sources to build `{}` from; pass --mirror URL (or set PGREPL_DEBIAN_MIRROR)",
                 args.suite
             )
         })?,
@@ -232,21 +292,23 @@ pub fn build(args: &Spec, runner: &dyn Runner) -> Result<()> {
     let _unmount = UnmountOnDrop { runner, dir: &work };
     let started = std::time::Instant::now();
     say!(
-        "image: debootstrap {} with postgresql-15 (about a minute)",
-        args.suite
+        "image: debootstrap {} with postgresql-{} (about a minute)",
+        args.suite,
+        args.major
     );
+    let mut cmd = Cmd::new(&debootstrap)
+        .args(["--variant=minbase", &args.include(), &args.suite])
+        .arg(rootfs.to_string_lossy())
+        .arg(&mirror);
+    if let Some(script) = debootstrap_script(&args.suite) {
+        cmd = cmd.arg(script);
+    }
     runner
-        .run(
-            &Cmd::new(&debootstrap)
-                .args(["--variant=minbase", &args.include(), &args.suite])
-                .arg(rootfs.to_string_lossy())
-                .arg(&mirror)
-                .streaming(),
-        )
+        .run(&cmd.streaming())
         .context("debootstrap failed (it needs root and a reachable mirror)")?;
     if !runner.dry_run() {
         unmount_all(runner, &rootfs)?;
-        prepare_rootfs(&rootfs)?;
+        prepare_rootfs(&rootfs, args.major)?;
     }
     // --one-file-system: a file system mounted in the root file system is
     // never archived (a mounted /proc once filled the disk).
@@ -258,7 +320,7 @@ pub fn build(args: &Spec, runner: &dyn Runner) -> Result<()> {
             .arg(tarball.to_string_lossy())
             .arg("."),
     )?;
-    import(&docker, runner, &tarball, &args.tag, &args.flavour())?;
+    import(&docker, runner, &tarball, args)?;
     if !runner.dry_run() {
         unmount_all(runner, &work)?;
         fs::remove_dir_all(&work).with_context(|| format!("removing {}", work.display()))?;
@@ -274,15 +336,13 @@ pub fn build(args: &Spec, runner: &dyn Runner) -> Result<()> {
 /// `docker import` of a root file system tarball with the image's settings;
 /// the image the tag named before is removed when this tool built it and
 /// nothing else names it (no dangling image is left).
-fn import(
-    docker: &Docker,
-    runner: &dyn Runner,
-    tarball: &Path,
-    tag: &str,
-    flavour: &str,
-) -> Result<()> {
+fn import(docker: &Docker, runner: &dyn Runner, tarball: &Path, spec: &Spec) -> Result<()> {
+    let (tag, flavour) = (spec.tag.as_str(), spec.flavour());
     let changes = [
-        "ENV PATH=/usr/lib/postgresql/15/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_string(),
+        format!(
+            "ENV PATH={}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            spec.bin_dir()
+        ),
         "ENV PGDATA=/var/lib/postgresql/data".into(),
         "ENV LANG=C.UTF-8".into(),
         "ENTRYPOINT [\"docker-entrypoint.sh\"]".into(),
@@ -351,8 +411,9 @@ fn build_rootless(args: &Spec, docker: &Docker, mirror: &str, runner: &dyn Runne
     }
     let started = std::time::Instant::now();
     say!(
-        "image: mmdebstrap {} with postgresql-15, as this user (unshare mode)",
-        args.suite
+        "image: mmdebstrap {} with postgresql-{}, as this user (unshare mode)",
+        args.suite,
+        args.major
     );
     let mut cmd = Cmd::new(&mmdebstrap).args([
         "--mode=unshare",
@@ -371,10 +432,11 @@ fn build_rootless(args: &Spec, docker: &Docker, mirror: &str, runner: &dyn Runne
                 .arg(tarball.to_string_lossy().into_owned())
                 .arg(mirror)
                 .env("PGREPL_ENTRYPOINT", ENTRYPOINT)
+                .env("PGREPL_MAJOR", args.major.to_string())
                 .streaming(),
         )
         .context("mmdebstrap failed")?;
-    let imported = import(docker, runner, &tarball, &args.tag, &args.flavour());
+    let imported = import(docker, runner, &tarball, args);
     if !runner.dry_run() {
         let _ = fs::remove_dir_all(&work);
     }
@@ -387,12 +449,12 @@ fn build_rootless(args: &Spec, docker: &Docker, mirror: &str, runner: &dyn Runne
 
 /// What `prepare_rootfs` does, as mmdebstrap hooks (run in the user
 /// namespace with the root file system as `$1`). Fixed text; the entrypoint
-/// arrives in PGREPL_ENTRYPOINT.
+/// arrives in PGREPL_ENTRYPOINT, the major in PGREPL_MAJOR.
 const ROOTLESS_HOOKS: [&str; 4] = [
-    r#"rm -rf "$1/var/lib/postgresql/15" "$1/etc/postgresql/15" "$1/var/cache/apt/archives" "$1/var/lib/apt/lists" && mkdir -p "$1/docker-entrypoint-initdb.d" "$1/var/lib/postgresql/data" "$1/var/cache/apt/archives/partial" "$1/run/postgresql""#,
+    r#"rm -rf "$1/var/lib/postgresql/$PGREPL_MAJOR" "$1/etc/postgresql/$PGREPL_MAJOR" "$1/var/cache/apt/archives" "$1/var/lib/apt/lists" && mkdir -p "$1/docker-entrypoint-initdb.d" "$1/var/lib/postgresql/data" "$1/var/cache/apt/archives/partial" "$1/run/postgresql""#,
     r#"printf '%s' "$PGREPL_ENTRYPOINT" > "$1/usr/local/bin/docker-entrypoint.sh" && chmod 0755 "$1/usr/local/bin/docker-entrypoint.sh" && test -s "$1/usr/local/bin/docker-entrypoint.sh""#,
     r#"chroot "$1" chown postgres:postgres /var/lib/postgresql/data /run/postgresql && chmod 0700 "$1/var/lib/postgresql/data" && chmod 3777 "$1/run/postgresql""#,
-    r#"test -x "$1/usr/lib/postgresql/15/bin/postgres""#,
+    r#"test -x "$1/usr/lib/postgresql/$PGREPL_MAJOR/bin/postgres""#,
 ];
 
 /// Mount points at or below `dir`, deepest first, from the text of
@@ -458,7 +520,7 @@ impl Drop for UnmountOnDrop<'_> {
     fn drop(&mut self) {
         if !self.runner.dry_run() {
             if let Err(e) = unmount_all(self.runner, self.dir) {
-                eprintln!("warning: {e:#}");
+                warn!("warning: {e:#}");
             }
         }
     }
@@ -466,12 +528,12 @@ impl Drop for UnmountOnDrop<'_> {
 
 /// Drops what the image does not need (Debian's default cluster, package
 /// caches) and installs the entrypoint.
-fn prepare_rootfs(rootfs: &Path) -> Result<()> {
+fn prepare_rootfs(rootfs: &Path, major: Major) -> Result<()> {
     for dir in [
-        "var/lib/postgresql/15",
-        "etc/postgresql/15",
-        "var/cache/apt/archives",
-        "var/lib/apt/lists",
+        format!("var/lib/postgresql/{major}"),
+        format!("etc/postgresql/{major}"),
+        "var/cache/apt/archives".into(),
+        "var/lib/apt/lists".into(),
     ] {
         let p = rootfs.join(dir);
         if p.exists() {
@@ -510,8 +572,11 @@ fn prepare_rootfs(rootfs: &Path) -> Result<()> {
         chown(&sockets, uid, gid)?;
         fs::set_permissions(&sockets, fs::Permissions::from_mode(0o3777))?;
     }
-    if !rootfs.join("usr/lib/postgresql/15/bin/postgres").exists() {
-        bail!("postgresql-15 is missing from the built root file system");
+    if !rootfs
+        .join(format!("usr/lib/postgresql/{major}/bin/postgres"))
+        .exists()
+    {
+        bail!("postgresql-{major} is missing from the built root file system");
     }
     Ok(())
 }
@@ -553,6 +618,12 @@ mod tests {
             Some("http://mirror.example/debian")
         );
         assert_eq!(mirror_from_apt(&dir, "trixie"), None);
+        // A Debian mirror serves every suite: trixie and forky are built from
+        // bookworm's mirror, never from the security one.
+        assert_eq!(
+            debian_mirror(&dir, "forky").as_deref(),
+            Some("http://mirror.example/debian")
+        );
         fs::write(
             dir.join("sources.list"),
             "deb [arch=amd64] http://list.example/debian trixie main\n",

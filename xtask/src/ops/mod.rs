@@ -9,5 +9,7 @@ pub mod failover;
 pub mod image;
 pub mod live;
 pub mod patroni;
+pub mod preflight;
+pub mod server_check;
 pub mod standby;
 pub mod sync;

@@ -241,6 +241,8 @@ pub fn setup(c: &Cluster, runner: &dyn Runner, timings: Timings, timeout: Durati
         crate::ops::image::build(
             &crate::ops::image::Spec {
                 tag: IMAGE.into(),
+                major: cluster_config::version::Major::new(crate::ops::image::PATRONI_MAJOR)
+                    .map_err(anyhow::Error::msg)?,
                 mirror: None,
                 suite: "bookworm".into(),
                 force: false,
@@ -301,7 +303,7 @@ pub fn setup(c: &Cluster, runner: &dyn Runner, timings: Timings, timeout: Durati
             }
         }
     }
-    runner.run(&c.compose().args(["up", "--no-start"]))?;
+    runner.run(&c.compose()?.args(["up", "--no-start"]))?;
     // Replication may come from the cluster network only.
     let subnet = match crate::ops::container::subnet(c)? {
         Some(cidr) => cidr.to_string(),
@@ -318,7 +320,7 @@ pub fn setup(c: &Cluster, runner: &dyn Runner, timings: Timings, timeout: Durati
         }
     }
     for n in &t.nodes {
-        runner.run(&one_off_as(c, n.name(), "install", Some("0"), &[]).args([
+        runner.run(&one_off_as(c, n.name(), "install", Some("0"), &[])?.args([
             "-d",
             "-m",
             "0700",
@@ -329,7 +331,7 @@ pub fn setup(c: &Cluster, runner: &dyn Runner, timings: Timings, timeout: Durati
             patroni::DATA_DIR,
         ]))?;
     }
-    runner.run(&c.compose().args(["up", "-d"]))?;
+    runner.run(&c.compose()?.args(["up", "-d"]))?;
     if runner.dry_run() {
         say!("dry run: nothing changed");
         return Ok(());

@@ -8,6 +8,7 @@ use super::container::one_off_as;
 use super::live::{is_streaming, timeline};
 use crate::cluster::{literal, poll, Cluster, Secrets};
 use anyhow::{bail, Result};
+use cluster_config::live::{DataFolder, RejoinPath};
 use cluster_config::render::{self, PGDATA};
 use std::time::Duration;
 
@@ -79,10 +80,30 @@ pub fn rejoin(
         bail!("{node} is the primary; only a standby or a failed node can rejoin");
     }
     let id = container::id_of(c, node)?;
+    // What the data folder allows is read before anything changes, so a
+    // dry run says what the real run would decide.
+    let folder = probe_data_folder(c, node)?;
+    let path = folder.as_ref().map(DataFolder::rejoin_path);
+    match &path {
+        Some(RejoinPath::Reclone(why)) => {
+            say!("{node}: {why}: it will be re-cloned from {primary} (a full copy)");
+            if r.dry_run() {
+                crate::ops::clone::reclone_from(c, node, primary, timeout)?;
+                return Ok("planned: re-clone".into());
+            }
+        }
+        Some(RejoinPath::Rewind) => say!("{node}: its history may have diverged from {primary}'s: pg_rewind, then it follows {primary}"),
+        Some(RejoinPath::Repoint) => say!("{node}: a standby: its settings are pointed at {primary}, then it is started"),
+        None => say!("{node}: its control file could not be read: pg_rewind will be tried, a re-clone if it fails"),
+    }
     if c.is_running(node)? {
         // The server's own fast shutdown (the container's stop signal),
         // with the grace period Compose gives it.
         r.run(&c.docker.cmd().args(["stop", "-t", "60", &id]))?;
+    }
+    if let Some(RejoinPath::Reclone(_)) = path {
+        crate::ops::clone::reclone_from(c, node, primary, timeout)?;
+        return Ok("re-cloned (pg_rewind impossible)".into());
     }
     if t.replication.slots {
         c.sql_mut(primary, &create_slot_sql(&n.slot_name()))?;
@@ -97,7 +118,7 @@ pub fn rejoin(
     );
     let settings = render::standby_settings(t, n, primary, Some(secrets.replication.expose()));
     let out = r.run_unchecked(
-        &one_off_as(c, node, "sh", None, &["PGPASSWORD"])
+        &one_off_as(c, node, "sh", None, &["PGPASSWORD"])?
             .args([
                 "-c",
                 REJOIN_SCRIPT,
@@ -146,6 +167,10 @@ pub fn rejoin(
         );
     };
     r.run(&c.docker.cmd().args(["start", &id]))?;
+    if r.dry_run() {
+        // Nothing was started: there is nothing to wait for.
+        return Ok(format!("planned: {how}"));
+    }
     let followed = c.wait_ready(node, timeout).and_then(|_| {
         poll(
             &format!("{node} to stream from {primary}"),
@@ -194,6 +219,32 @@ fi
 cat > "$data/postgresql.auto.conf"
 touch "$data/standby.signal"
 echo "pgrepl:$mode"
+"#;
+
+/// Reads a node's data folder without changing it (a one-off container
+/// that only reads): `standby.signal`, the fence marker, and what its
+/// control file records; `None` when there is no control file to read.
+pub fn probe_data_folder(c: &Cluster, node: &str) -> Result<Option<DataFolder>> {
+    let out = c.runner.run_unchecked(
+        &one_off_as(c, node, "sh", None, &[])?
+            .args([
+                "-c",
+                PROBE_SCRIPT,
+                "pgrepl-probe",
+                PGDATA,
+                container::FENCE_MARKER,
+            ])
+            .read_only(),
+    )?;
+    Ok(DataFolder::parse(&out.stdout))
+}
+
+/// Fixed text: the data folder and fence marker come as arguments.
+const PROBE_SCRIPT: &str = r#"data="$1"; fence="$2"
+[ -e "$data/standby.signal" ] && echo "pgrepl:standby-signal"
+[ -e "$data/$fence" ] && echo "pgrepl:fenced"
+pg_controldata "$data" 2>/dev/null | grep -E '^(wal_log_hints setting|Data page checksum version):'
+exit 0
 "#;
 
 /// Fails unless `node` refuses a write (a schema change, rolled back).
