@@ -51,6 +51,11 @@ int main(int argc, char **argv) {
     if (strcmp(cmd, "version") == 0) { puts("20.10.24"); return 0; }
     if (strcmp(cmd, "compose") == 0) return 1;           /* no Compose plugin */
     if (strcmp(cmd, "image") == 0 && has(argc, argv, "inspect")) { puts("sha256:0"); return 0; }
+    /* The image's own major, read from it (postgres --version). */
+    if (strcmp(cmd, "run") == 0 && has(argc, argv, "--version")) {
+        puts("postgres (PostgreSQL) 17.12 (Debian 17.12-1.pgdg13+1)");
+        return 0;
+    }
     if (strcmp(cmd, "network") == 0 && has(argc, argv, "inspect")) return 1;
     if (strcmp(cmd, "volume") == 0 && has(argc, argv, "inspect")) return 1;
     return 0;                                            /* ps, ls: nothing */

@@ -40,6 +40,9 @@ pub fn run(args: &BasebackupArgs, runner: &dyn Runner) -> Result<()> {
         project::require_node(&loaded, n)?;
     }
     let c = Cluster::connect(&path, loaded, runner)?;
+    // Data folders of another major than the image's are refused before
+    // anything changes.
+    crate::ops::preflight::majors(&c, c.image()?.major())?;
     let primary = status::find_primary(&c)?.context(
         "no writable primary is running; start the cluster (setup-sync / setup-async) first",
     )?;

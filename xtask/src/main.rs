@@ -137,6 +137,18 @@ fn check_environment() -> anyhow::Result<()> {
         }
     }
     runner::verbose()?;
+    if let Ok(v) = std::env::var(docker::COMPOSE_ENV) {
+        if !matches!(
+            v.trim(),
+            "" | "v1" | "1" | "docker-compose" | "v2" | "2" | "plugin" | "docker compose"
+        ) {
+            bail!(
+                "{} is `{}`: use v2 (`docker compose`) or v1 (`docker-compose`), or unset it",
+                docker::COMPOSE_ENV,
+                cluster_config::names::shown(&v)
+            );
+        }
+    }
     for (var, what) in [
         ("PGREPL_TOPOLOGY", "a topology file"),
         (

@@ -53,11 +53,23 @@ pub fn load(path: &Path) -> Result<Loaded> {
 /// touches Docker or the disk.
 pub fn load_valid(path: &Path) -> Result<Loaded> {
     let loaded = load(path)?;
-    let report = validate::validate_topology(&loaded);
+    let report = check(&loaded);
     if report.has_errors() {
         bail!("{} is invalid:\n{report}", loaded.path);
     }
     Ok(loaded)
+}
+
+/// Validates a topology without Docker: against its declared major and
+/// this machine's memory, which bounds the Docker host's (a VM on it, or
+/// the machine itself); setup checks against the image and the Docker
+/// host's own memory later.
+pub fn check(loaded: &Loaded) -> cluster_config::Report {
+    let opts = validate::Options {
+        memory: local_memory(),
+        ..validate::Options::for_topology(loaded)
+    };
+    validate::validate_topology_with(loaded, &opts)
 }
 
 /// Fails unless the topology has this node; the error lists its nodes.
@@ -148,4 +160,19 @@ pub fn parse_seconds(v: &str) -> Result<f64, String> {
         ));
     }
     Ok(x)
+}
+
+/// This machine's memory in bytes (Linux: /proc/meminfo), for checks made
+/// without Docker; setup asks the Docker host instead.
+pub fn local_memory() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let kb: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kb * 1024)
 }

@@ -33,6 +33,9 @@ pub fn run(args: &RejoinArgs, runner: &dyn Runner) -> Result<()> {
     let loaded = project::load_valid(&path)?;
     project::require_node(&loaded, &args.node)?;
     let c = Cluster::connect(&path, loaded, runner)?;
+    // Data folders of another major than the image's are refused before
+    // anything changes.
+    crate::ops::preflight::majors(&c, c.image()?.major())?;
     let secrets = c.secrets()?;
     let primary = live::find_primary(&c)?
         .context("no writable primary is running: fail over first (`cargo xtask failover`)")?;

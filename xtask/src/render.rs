@@ -5,7 +5,7 @@
 use crate::project;
 use anyhow::{bail, Result};
 use clap::Args;
-use cluster_config::{compose, validate};
+use cluster_config::compose;
 use std::path::PathBuf;
 
 /// Generate the Compose files from topologies (all presets by default): a preset's into compose/, any other's into state/<cluster>/compose.yml.
@@ -37,7 +37,7 @@ pub fn generate(topologies: &[PathBuf]) -> Result<Vec<Generated>> {
     let mut refused = Vec::new();
     for path in topologies {
         let loaded = project::load(path)?;
-        let report = validate::validate_topology(&loaded);
+        let report = crate::project::check(&loaded);
         if report.has_errors() {
             refused.push(format!("{}:\n{report}", loaded.path));
             continue;

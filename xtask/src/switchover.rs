@@ -59,6 +59,9 @@ pub fn run(args: &SwitchoverArgs, runner: &dyn Runner) -> Result<()> {
     let loaded = project::load_valid(&path)?;
     project::require_node(&loaded, &args.to)?;
     let c = Cluster::connect(&path, loaded, runner)?;
+    // Data folders of another major than the image's are refused before
+    // anything changes.
+    crate::ops::preflight::majors(&c, c.image()?.major())?;
     let timeout = Duration::from_secs(args.timeout);
     let secrets = c.secrets()?;
     let target = args.to.as_str();

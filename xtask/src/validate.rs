@@ -89,8 +89,7 @@ pub fn run(args: &ValidateArgs) -> Result<()> {
                 continue;
             }
         };
-        let opts = validate::Options::for_topology(&l);
-        let report = validate::validate_topology_with(&l, &opts);
+        let report = project::check(&l);
         print_report(&l.path, &report);
         if report.has_errors() {
             failed.push(l.path.clone());
@@ -120,7 +119,10 @@ pub fn run(args: &ValidateArgs) -> Result<()> {
             user.as_deref(),
             subnet.map(|s| s.cidr()),
             args.allow_trust,
-            &validate::Options::for_major(major),
+            &validate::Options {
+                memory: project::local_memory(),
+                ..validate::Options::for_major(major)
+            },
         );
         if let Some(s) = &args.subnet {
             validate::warn_subnet(s, Location::file("--subnet"), &mut report);

@@ -197,12 +197,12 @@ fn command_line_cases() {
 }
 
 #[test]
-fn the_corpus_holds_at_least_a_hundred_cases() {
+fn the_corpus_holds_at_least_two_hundred_and_fifty_cases() {
     let n: usize = ["topology", "conf", "cli"]
         .iter()
         .map(|k| files(k).len())
         .sum();
-    assert!(n >= 100, "{n} cases");
+    assert!(n >= 250, "{n} cases");
 }
 
 #[test]

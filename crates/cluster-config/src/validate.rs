@@ -727,7 +727,7 @@ fn check_values(view: &ClusterView, opts: &Options, r: &mut Report) {
     // known yet, or has none committed): what it says is a warning here,
     // and setup checks against the image's own catalogue as errors.
     let exact = !opts.major_assumed && cat.major() == opts.major;
-    let mut flag = |r: &mut Report, code: &'static str, loc: Location, msg: String| {
+    let flag = |r: &mut Report, code: &'static str, loc: Location, msg: String| {
         if exact {
             r.error(code, loc, msg)
         } else {
@@ -848,15 +848,29 @@ fn check_wal(view: &ClusterView, r: &mut Report) {
                 );
             }
         }
-        if view.slots_in_use {
-            if let Some((slots, loc)) = n.quantity("max_replication_slots") {
-                if slots < standbys as i128 {
-                    r.error(
-                        "replication-slots",
-                        loc,
-                        format!("max_replication_slots = {slots} is fewer than the {standbys} slot(s) the standbys use"),
-                    );
-                }
+        // pg_basebackup streams through a temporary slot (a clone, a
+        // re-clone), beside one slot per standby when slots are on.
+        if let Some((slots, loc)) = n.quantity("max_replication_slots") {
+            let held = if view.slots_in_use {
+                standbys as i128
+            } else {
+                0
+            };
+            if slots < held + 1 {
+                let what = if view.slots_in_use {
+                    format!("the {standbys} slot(s) the standbys hold plus the temporary slot of a pg_basebackup")
+                } else {
+                    "the temporary slot a pg_basebackup streams through: every clone fails"
+                        .to_string()
+                };
+                r.error(
+                    "replication-slots",
+                    loc,
+                    format!(
+                        "max_replication_slots = {slots} leaves no room for {what} (need {})",
+                        held + 1
+                    ),
+                );
             }
         }
         if !view.data_checksums && !n.flag("wal_log_hints") {

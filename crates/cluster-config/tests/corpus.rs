@@ -7,6 +7,10 @@
 use cluster_config::{validate, Loaded, Report, Severity};
 use std::path::{Path, PathBuf};
 
+/// The Docker host's memory the cases are checked against (the binary's
+/// corpus run uses the machine's own).
+const MEMORY: u64 = 16 << 30;
+
 fn dir(kind: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/corpus")
@@ -67,7 +71,13 @@ fn every_topology_case_is_refused_with_its_rule() {
         let shown = path.display().to_string();
         let report = match Loaded::from_bytes(&shown, bytes) {
             Err(r) => r,
-            Ok(l) => validate::validate_topology(&l),
+            Ok(l) => validate::validate_topology_with(
+                &l,
+                &validate::Options {
+                    memory: Some(MEMORY),
+                    ..validate::Options::for_topology(&l)
+                },
+            ),
         };
         check(path, &report, expect);
     }
@@ -91,11 +101,18 @@ fn every_conf_case_is_refused_with_its_rule() {
                 .map(|i| args[i + 1].clone())
         };
         let subnet = opt("--subnet").map(|s| s.parse::<cluster_config::net::Cidr>().unwrap());
-        let report = validate::validate_files(
+        let major = opt("--postgres")
+            .map(|m| m.parse().unwrap())
+            .unwrap_or(cluster_config::version::DEFAULT);
+        let report = validate::validate_files_with(
             &[(shown.clone(), bytes.clone())],
             opt("--replication-user").as_deref(),
             subnet,
             false,
+            &validate::Options {
+                memory: Some(MEMORY),
+                ..validate::Options::for_major(major)
+            },
         );
         check(path, &report, expect);
     }

@@ -379,4 +379,62 @@ proptest! {
         prop_assert_eq!(&f.rules[0].users[0].text, &name);
         prop_assert_eq!(&f.rules[0].address, &rule.address);
     }
+
+    /// hba.c joins a continued line with no blank: a rendered rule split by
+    /// `\` and a line break at any point reads back as the same rule.
+    #[test]
+    fn a_rendered_hba_rule_continued_anywhere_is_the_same_rule(name in "[ -~]{1,20}", cut in 0usize..200) {
+        let rule = hba::Rule {
+            line: 1,
+            conn: hba::ConnType::Host,
+            databases: vec![hba::word("replication")],
+            users: vec![hba::name(&name)],
+            address: Some(hba::Address::Cidr("10.0.0.0/8".parse().unwrap())),
+            method: "scram-sha-256".into(),
+            options: vec![],
+        };
+        let text = rule.render();
+        let at = text.char_indices().map(|(i, _)| i).nth(cut % text.chars().count()).unwrap_or(0);
+        let split = format!("{}\\\n{}\n", &text[..at], &text[at..]);
+        let whole = hba::parse(&format!("{text}\n"));
+        let f = hba::parse(&split);
+        prop_assert!(f.errors.is_empty(), "{:?}: {split:?}", f.errors);
+        prop_assert_eq!(&f.rules[0].users, &whole.rules[0].users);
+        prop_assert_eq!(&f.rules[0].address, &whole.rules[0].address);
+        prop_assert_eq!(f.rules[0].line, 1);
+    }
+
+    /// An IPv4 address in dotted-quad form reads as itself, as PostgreSQL's
+    /// getaddrinfo reads it; any other spelling of it reads as the same
+    /// address too (inet_aton's forms).
+    #[test]
+    fn dotted_quads_read_as_themselves(a in any::<[u8; 4]>()) {
+        let ip = std::net::Ipv4Addr::from(a);
+        prop_assert_eq!(hba::inet_aton(&ip.to_string()), Some(ip));
+        let hex = format!("0x{:x}.0x{:x}.0x{:x}.0x{:x}", a[0], a[1], a[2], a[3]);
+        prop_assert_eq!(hba::inet_aton(&hex), Some(ip));
+        let two = format!("{}.{}", a[0], u32::from_be_bytes([0, a[1], a[2], a[3]]));
+        prop_assert_eq!(hba::inet_aton(&two), Some(ip));
+    }
+
+    /// A setting the tool owns with a value is refused in a topology unless
+    /// it is exactly the tool's own value (any boolean spelling of it).
+    #[test]
+    fn owned_settings_accept_only_the_tools_value(
+        which in 0usize..3,
+        spelling in prop::sample::select(vec!["on", "off", "true", "false", "yes", "no", "1", "0", "latest", "current"]),
+    ) {
+        let (name, own) = [("hot_standby", "on"), ("default_transaction_read_only", "off"), ("recovery_target_timeline", "latest")][which];
+        let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../conf/semi-sync.toml"))
+            .unwrap()
+            .replace("wal_keep_size = \"256MB\"", &format!("wal_keep_size = \"256MB\"\n{name} = \"{spelling}\""));
+        let l = Loaded::parse("t.toml", &text).unwrap();
+        let r = validate::validate_topology(&l);
+        let same = match (cluster_config::guc::parse_bool(spelling), cluster_config::guc::parse_bool(own)) {
+            (Some(a), Some(b)) => a == b,
+            _ => spelling == own,
+        };
+        let refused = r.errors().any(|d| d.code == "managed-setting");
+        prop_assert_eq!(refused, !same, "{} = {}: {}", name, spelling, r);
+    }
 }

@@ -194,10 +194,7 @@ fn no_rejoin() {
     // Data checksums make pg_rewind possible too.
     let text = preset_text("semi-sync.toml")
         .replace("wal_log_hints = true", "wal_log_hints = false")
-        .replace(
-            "postgres = 17",
-            "postgres = 17\ndata_checksums = true",
-        );
+        .replace("postgres = 17", "postgres = 17\ndata_checksums = true");
     let with_sums = cluster_config::validate::validate_topology(&load("s.toml", &text));
     assert_lacks(&with_sums, "no-rejoin");
 }
@@ -339,10 +336,7 @@ fn trust_remote() {
     assert_has(&r, "trust-remote", true);
     let text = preset_text("semi-sync.toml")
         .replace("auth = \"scram-sha-256\"", "auth = \"trust\"")
-        .replace(
-            "postgres = 17",
-            "postgres = 17\nallow_trust = true",
-        );
+        .replace("postgres = 17", "postgres = 17\nallow_trust = true");
     let r = cluster_config::validate::validate_topology(&load("t.toml", &text));
     assert_has(&r, "trust-remote", false);
     assert!(!r.has_errors(), "{r}");
@@ -441,4 +435,145 @@ fn syntax_and_include() {
     );
     assert_has(&r, "include", false);
     assert_has(&r, "syntax", true);
+}
+
+const PRIMARY: &str =
+    "synchronous_standby_names = 'FIRST 1 (\"slave1-db\", \"slave2-db\")'\nwal_log_hints = on\n";
+const HBA: &str = "local all all trust\nhost replication replicator 172.21.0.0/16 scram-sha-256\n";
+
+fn standby(app: &str, user: &str, extra: &str) -> String {
+    format!("primary_conninfo = 'host=master-db user={user} application_name={app}{extra}'\nwal_log_hints = on\n")
+}
+
+#[test]
+fn two_standbys_with_one_application_name() {
+    let (a, b) = (
+        standby("slave1-db", "replicator", ""),
+        standby("slave1-db", "replicator", ""),
+    );
+    let r = files(
+        &[
+            ("postgresql.conf", PRIMARY),
+            ("slave1.conf", &a),
+            ("slave2.conf", &b),
+            ("pg_hba.conf", HBA),
+        ],
+        None,
+        Some("172.21.0.0/16"),
+    );
+    assert_has(&r, "conninfo-appname-duplicate", true);
+}
+
+#[test]
+fn every_standbys_conninfo_user_is_admitted() {
+    // The first standby's user is admitted; the second's is not.
+    let (a, b) = (
+        standby("slave1-db", "replicator", ""),
+        standby("slave2-db", "repluser", ""),
+    );
+    let r = files(
+        &[
+            ("postgresql.conf", PRIMARY),
+            ("slave1.conf", &a),
+            ("slave2.conf", &b),
+            ("pg_hba.conf", HBA),
+        ],
+        None,
+        Some("172.21.0.0/16"),
+    );
+    assert_has(&r, "hba-replication", true);
+    assert!(r.to_string().contains("`repluser`"), "{r}");
+}
+
+#[test]
+fn sslmode_require_against_a_primary_without_ssl() {
+    let a = standby("slave1-db", "replicator", " sslmode=require");
+    let r = files(
+        &[
+            ("postgresql.conf", PRIMARY),
+            ("slave1.conf", &a),
+            ("pg_hba.conf", HBA),
+        ],
+        None,
+        Some("172.21.0.0/16"),
+    );
+    assert_has(&r, "conninfo-ssl", true);
+    let prefer = standby("slave1-db", "replicator", " sslmode=prefer");
+    let r = files(
+        &[
+            ("postgresql.conf", PRIMARY),
+            ("slave1.conf", &prefer),
+            ("pg_hba.conf", HBA),
+        ],
+        None,
+        Some("172.21.0.0/16"),
+    );
+    assert_lacks(&r, "conninfo-ssl");
+}
+
+#[test]
+fn md5_passwords_under_scram_authentication() {
+    let primary = format!("{PRIMARY}password_encryption = md5\n");
+    let r = files(
+        &[("postgresql.conf", &primary), ("pg_hba.conf", HBA)],
+        Some("replicator"),
+        Some("172.21.0.0/16"),
+    );
+    assert_has(&r, "password-encryption", true);
+    let md5_hba = "local all all trust\nhost replication replicator 172.21.0.0/16 md5\n";
+    let r = files(
+        &[("postgresql.conf", &primary), ("pg_hba.conf", md5_hba)],
+        Some("replicator"),
+        Some("172.21.0.0/16"),
+    );
+    assert_lacks(&r, "password-encryption");
+}
+
+#[test]
+fn an_apply_delay_on_a_synchronous_standby_under_remote_apply() {
+    let primary = format!("{PRIMARY}synchronous_commit = remote_apply\n");
+    let delayed = format!(
+        "{}recovery_min_apply_delay = '5min'\nsynchronous_commit = remote_apply\n",
+        standby("slave1-db", "replicator", "")
+    );
+    let r = files(
+        &[
+            ("postgresql.conf", &primary),
+            ("slave1.conf", &delayed),
+            ("pg_hba.conf", HBA),
+        ],
+        None,
+        Some("172.21.0.0/16"),
+    );
+    assert_has(&r, "apply-delay-sync", true);
+    // Under `on`, commits do not wait for the apply: no error.
+    let delayed_on = format!(
+        "{}recovery_min_apply_delay = '5min'\n",
+        standby("slave1-db", "replicator", "")
+    );
+    let r = files(
+        &[
+            ("postgresql.conf", PRIMARY),
+            ("slave1.conf", &delayed_on),
+            ("pg_hba.conf", HBA),
+        ],
+        None,
+        Some("172.21.0.0/16"),
+    );
+    assert_lacks(&r, "apply-delay-sync");
+}
+
+#[test]
+fn a_group_or_a_file_of_names_is_a_warning_not_a_verdict() {
+    for user in ["+replicators", "@replicators.txt"] {
+        let hba =
+            format!("local all all trust\nhost replication {user} 172.21.0.0/16 scram-sha-256\n");
+        let r = files(
+            &[("pg_hba.conf", &hba)],
+            Some("replicator"),
+            Some("172.21.0.0/16"),
+        );
+        assert_has(&r, "hba-replication-unknown", false);
+        assert!(!r.has_errors(), "{r}");
+    }
 }

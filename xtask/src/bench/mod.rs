@@ -555,7 +555,7 @@ mod tests {
     fn bench_topologies_pass_the_same_checks_as_any_other() {
         let (name, body) = bench_topology_text(3, 31000).unwrap();
         let loaded = cluster_config::Loaded::parse(&format!("{name}.toml"), &body).unwrap();
-        let report = cluster_config::validate::validate_topology(&loaded);
+        let report = crate::project::check(&loaded);
         assert!(!report.has_errors(), "{report:?}");
         let t = loaded.topology;
         assert_eq!(t.name(), "bench-4");

@@ -15,6 +15,8 @@ pub struct NodeStatus {
     pub node: String,
     pub reachable: bool,
     pub role: LiveRole,
+    /// `server_version` (`17.6`, `18.0 (Debian ...)` trimmed to the number).
+    pub version: Option<String>,
     pub timeline: Option<u32>,
     pub current_lsn: Option<Lsn>,
     pub receive_lsn: Option<Lsn>,
@@ -37,6 +39,7 @@ impl NodeStatus {
             node: node.to_string(),
             reachable: false,
             role: LiveRole::Down,
+            version: None,
             timeline: None,
             current_lsn: None,
             receive_lsn: None,
@@ -192,11 +195,13 @@ pub fn collect(c: &Cluster) -> Result<Vec<NodeStatus>> {
                  CASE WHEN pg_is_in_recovery() THEN (SELECT timeline_id FROM pg_control_checkpoint())::text \
                       ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int::text END, \
                  CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_current_wal_lsn() END, pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn(), \
-                 (SELECT status || ',' || coalesce(sender_host, '') || ',' || received_tli FROM pg_stat_wal_receiver)";
+                 (SELECT status || ',' || coalesce(sender_host, '') || ',' || received_tli FROM pg_stat_wal_receiver), \
+                 split_part(current_setting('server_version'), ' ', 1)";
         if let Some(line) = probe {
             let f: Vec<&str> = line.split('|').collect();
-            if f.len() == 6 {
+            if f.len() == 7 {
                 row.reachable = true;
+                row.version = field(f[6]);
                 let standby = f[0] == "t";
                 row.role = if standby {
                     LiveRole::Standby
@@ -312,6 +317,23 @@ pub fn collect(c: &Cluster) -> Result<Vec<NodeStatus>> {
     for row in rows.iter_mut().filter(|r| !r.reachable) {
         row.problems.push("not reachable".into());
     }
+    // One major across the cluster: a standby of another major cannot
+    // follow its primary.
+    let major = |v: &str| v.split('.').next().unwrap_or(v).to_string();
+    let primary_major = rows
+        .iter()
+        .find(|r| r.role == LiveRole::Primary)
+        .and_then(|r| r.version.as_deref().map(major));
+    if let Some(pm) = primary_major {
+        for row in rows.iter_mut() {
+            if let Some(v) = &row.version {
+                if major(v) != pm {
+                    row.problems
+                        .push(format!("PostgreSQL {v}, but the primary runs {pm}"));
+                }
+            }
+        }
+    }
     if primaries.is_empty() {
         if let Some(first) = rows.first_mut() {
             first
@@ -333,14 +355,25 @@ pub fn table(rows: &[NodeStatus]) -> String {
             .unwrap_or_else(|| "-".into())
     }
     let mut out = format!(
-        "{:<18} {:<8} {:<4} {:<12} {:<12} {:<12} {:>10} {:<10} {:<18} {}\n",
-        "NODE", "ROLE", "TL", "CURRENT", "RECEIVE", "REPLAY", "LAG", "SYNC", "SLOT", "PROBLEMS"
+        "{:<18} {:<8} {:<8} {:<4} {:<12} {:<12} {:<12} {:>10} {:<10} {:<18} {}\n",
+        "NODE",
+        "ROLE",
+        "VERSION",
+        "TL",
+        "CURRENT",
+        "RECEIVE",
+        "REPLAY",
+        "LAG",
+        "SYNC",
+        "SLOT",
+        "PROBLEMS"
     );
     for r in rows {
         out.push_str(&format!(
-            "{:<18} {:<8} {:<4} {:<12} {:<12} {:<12} {:>10} {:<10} {:<18} {}\n",
+            "{:<18} {:<8} {:<8} {:<4} {:<12} {:<12} {:<12} {:>10} {:<10} {:<18} {}\n",
             r.node,
             r.role.to_string(),
+            opt(&r.version),
             r.timeline
                 .map(|t| t.to_string())
                 .unwrap_or_else(|| "-".into()),
