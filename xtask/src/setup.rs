@@ -82,7 +82,7 @@ pub fn run(args: &SetupArgs, mode: Mode, runner: &dyn Runner) -> Result<()> {
                 c.loaded.path
             );
         }
-        let c = crate::ops::patroni::engine(c);
+        let c = crate::ops::patroni::engine(c)?;
         return crate::ops::patroni::setup(&c, runner, args.patroni_timings.timings(), timeout);
     }
     let started = Instant::now();

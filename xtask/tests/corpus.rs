@@ -228,3 +228,29 @@ fn a_closed_pipe_ends_quietly() {
         out.status
     );
 }
+
+#[test]
+#[cfg(unix)]
+fn a_closed_standard_error_ends_quietly_with_the_tasks_own_status() {
+    // `cargo xtask ... 2>&1 | head`: both streams go to a pipe whose reader
+    // is gone; the refusal's message cannot be written, the status stays 1.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let err_end = writer.try_clone().unwrap();
+    let out = duct::cmd(
+        env!("CARGO_BIN_EXE_xtask"),
+        ["validate", "-t", "no-such-topology.toml"],
+    )
+    .dir(root())
+    .stdout_file(std::os::fd::OwnedFd::from(writer))
+    .stderr_file(std::os::fd::OwnedFd::from(err_end))
+    .unchecked()
+    .run()
+    .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a closed stderr must not turn the refusal into a panic (101): {:?}",
+        out.status
+    );
+}

@@ -10,10 +10,15 @@ use crate::drill::fault::Fault;
 use crate::drill::{self, DrillArgs, DrillReport};
 use crate::ops::patroni::{Engine, TimingsArg};
 use crate::runner::Runner;
-use anyhow::{bail, Result};
-use std::path::Path;
+use anyhow::{bail, Context, Result};
+use std::path::{Path, PathBuf};
 
-pub fn bench(topologies: &[&Path], args: &BenchArgs, runner: &dyn Runner) -> Result<Table> {
+/// The rounds on each major's two bench topologies (two and three standbys).
+pub fn bench(
+    per_major: &[(cluster_config::version::Major, PathBuf, PathBuf)],
+    args: &BenchArgs,
+    runner: &dyn Runner,
+) -> Result<Table> {
     let mut table = Table::new(
         "failover",
         &format!(
@@ -22,6 +27,7 @@ pub fn bench(topologies: &[&Path], args: &BenchArgs, runner: &dyn Runner) -> Res
         ),
         &[
             "engine",
+            "PostgreSQL",
             "standbys",
             "rounds",
             "acknowledged",
@@ -35,20 +41,34 @@ pub fn bench(topologies: &[&Path], args: &BenchArgs, runner: &dyn Runner) -> Res
             "promoted, and why",
         ],
     );
-    for topology in topologies {
-        fresh(topology, runner)?;
-        let report = drill_on(
-            topology,
-            Engine::Pgrepl,
-            TimingsArg::Default,
-            args.rounds,
-            args,
-            runner,
-        )?;
-        row(&mut table, "this tool", &report, |r| r.promote_ms);
+    for (major, three, four) in per_major {
+        for topology in [three, four] {
+            fresh(topology, runner)?;
+            let report = drill_on(
+                topology,
+                Engine::Pgrepl,
+                TimingsArg::Default,
+                args.rounds,
+                args,
+                runner,
+            )?;
+            row(&mut table, "this tool", &major.to_string(), &report, |r| {
+                r.promote_ms
+            });
+        }
     }
     if args.compare == Some(Engine::Patroni) {
-        let topology = topologies[0];
+        // Patroni's image holds one major: the side by side runs on it.
+        let topology = per_major
+            .iter()
+            .find(|(m, _, _)| m.get() == crate::ops::image::PATRONI_MAJOR)
+            .map(|(_, three, _)| three.as_path())
+            .with_context(|| {
+                format!(
+                    "--compare patroni runs on PostgreSQL {} (the Patroni image's): include it in --postgres",
+                    crate::ops::image::PATRONI_MAJOR
+                )
+            })?;
         down(topology, runner)?;
         crate::setup::run(
             &crate::setup::SetupArgs {
@@ -80,7 +100,13 @@ pub fn bench(topologies: &[&Path], args: &BenchArgs, runner: &dyn Runner) -> Res
                 args,
                 runner,
             )?;
-            row(&mut table, name, &report, |r| r.crash_to_promoted_ms);
+            row(
+                &mut table,
+                name,
+                &crate::ops::image::PATRONI_MAJOR.to_string(),
+                &report,
+                |r| r.crash_to_promoted_ms,
+            );
         }
         down(topology, runner)?;
     }
@@ -140,6 +166,7 @@ fn drill_on(
 fn row(
     table: &mut Table,
     engine: &str,
+    major: &str,
     report: &DrillReport,
     floor: impl Fn(&drill::RoundReport) -> u64,
 ) {
@@ -157,6 +184,7 @@ fn row(
     promoted.dedup();
     table.row(vec![
         engine.into(),
+        major.into(),
         standbys.to_string(),
         r.len().to_string(),
         report.acknowledged_total.to_string(),

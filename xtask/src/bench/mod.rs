@@ -77,6 +77,16 @@ pub struct BenchArgs {
     /// Leave the bench clusters running at the end
     #[arg(long)]
     pub keep: bool,
+    /// PostgreSQL major(s) of the bench clusters, comma-separated: the
+    /// failover bench runs its rounds on each (a row per major), the others
+    /// on the first
+    #[arg(
+        long,
+        value_name = "MAJOR[,MAJOR...]",
+        value_delimiter = ',',
+        default_value = "17"
+    )]
+    pub postgres: Vec<cluster_config::version::Major>,
 }
 
 /// One table of figures.
@@ -167,9 +177,13 @@ pub fn run(args: &BenchArgs, runner: &dyn Runner) -> Result<()> {
     if let Some(dir) = &args.plot {
         crate::fsx::create_dir(dir)?;
     }
-    let three = bench_topology(2, args.port_base)?;
+    let first = *args
+        .postgres
+        .first()
+        .context("--postgres needs at least one major")?;
+    let three = bench_topology(2, args.port_base, first)?;
     claim(&docker, runner, &three)?;
-    let four = bench_topology(3, args.port_base + 10)?;
+    let four = bench_topology(3, args.port_base + 10, first)?;
     if wants(Which::Failover) {
         claim(&docker, runner, &four)?;
     }
@@ -181,7 +195,18 @@ pub fn run(args: &BenchArgs, runner: &dyn Runner) -> Result<()> {
             show(setup::bench(&three, runner)?);
         }
         if wants(Which::Failover) {
-            let t = failover::bench(&[&three, &four], args, runner);
+            let mut per_major = Vec::new();
+            for major in &args.postgres {
+                per_major.push((
+                    *major,
+                    bench_topology(2, args.port_base, *major)?,
+                    bench_topology(3, args.port_base + 10, *major)?,
+                ));
+            }
+            let t = failover::bench(&per_major, args, runner);
+            // The other benches run on the first major again.
+            bench_topology(2, args.port_base, first)?;
+            bench_topology(3, args.port_base + 10, first)?;
             if !args.keep {
                 down(&four, runner)?;
             }
@@ -249,7 +274,11 @@ fn machine(docker: &crate::docker::Docker, runner: &dyn Runner) -> String {
 /// A bench topology: the semi-sync preset with `standbys` standbys, named
 /// `bench-<nodes>`, on ports from `port_base`, with no fixed subnet (Docker
 /// picks a free one), written under `state/.bench/`.
-fn bench_topology_text(standbys: usize, port_base: u16) -> Result<(String, String)> {
+fn bench_topology_text(
+    standbys: usize,
+    port_base: u16,
+    major: cluster_config::version::Major,
+) -> Result<(String, String)> {
     let preset = project::root().join("conf").join("semi-sync.toml");
     let text = std::fs::read_to_string(&preset)
         .with_context(|| format!("reading {}", preset.display()))?;
@@ -264,6 +293,7 @@ fn bench_topology_text(standbys: usize, port_base: u16) -> Result<(String, Strin
         Ok(())
     };
     set(&mut v, "cluster", "name", name.clone().into())?;
+    set(&mut v, "cluster", "postgres", i64::from(major.get()).into())?;
     v.get_mut("network")
         .and_then(|t| t.as_table_mut())
         .context("the preset has no [network]")?
@@ -379,8 +409,12 @@ fn mark(name: &str) -> Result<()> {
     Ok(())
 }
 
-fn bench_topology(standbys: usize, port_base: u16) -> Result<PathBuf> {
-    let (name, body) = bench_topology_text(standbys, port_base)?;
+fn bench_topology(
+    standbys: usize,
+    port_base: u16,
+    major: cluster_config::version::Major,
+) -> Result<PathBuf> {
+    let (name, body) = bench_topology_text(standbys, port_base, major)?;
     let path = bench_dir().join(format!("{name}.toml"));
     project::write_if_changed(&path, &body)?;
     // The same checks as every topology.
@@ -553,7 +587,7 @@ mod tests {
 
     #[test]
     fn bench_topologies_pass_the_same_checks_as_any_other() {
-        let (name, body) = bench_topology_text(3, 31000).unwrap();
+        let (name, body) = bench_topology_text(3, 31000, cluster_config::version::DEFAULT).unwrap();
         let loaded = cluster_config::Loaded::parse(&format!("{name}.toml"), &body).unwrap();
         let report = crate::project::check(&loaded);
         assert!(!report.has_errors(), "{report:?}");
@@ -563,6 +597,22 @@ mod tests {
         assert!(t.subnet().is_none());
         let ports: Vec<u16> = t.nodes.iter().map(|n| *n.port.get_ref()).collect();
         assert_eq!(ports, [31000, 31001, 31002, 31003]);
+    }
+
+    #[test]
+    fn the_bench_runs_the_default_major_unless_told() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            b: BenchArgs,
+        }
+        let cli = Cli::parse_from(["bench"]);
+        assert_eq!(cli.b.postgres, [cluster_config::version::DEFAULT]);
+        let cli = Cli::parse_from(["bench", "--postgres", "15,17,18"]);
+        assert_eq!(cli.b.postgres.len(), 3);
+        let (_, body) = bench_topology_text(2, 31000, cli.b.postgres[2]).unwrap();
+        assert!(body.contains("postgres = 18"), "{body}");
     }
 
     #[test]

@@ -162,7 +162,7 @@ pub fn execute(args: &DrillArgs, runner: &dyn Runner) -> Result<DrillReport> {
     }
     let c = Cluster::open(&args.topology.resolve(), runner)?;
     let c = if patroni {
-        crate::ops::patroni::engine(c)
+        crate::ops::patroni::engine(c)?
     } else {
         c
     };

@@ -69,9 +69,22 @@ pub fn compose_file(c: &Cluster) -> PathBuf {
 }
 
 /// The same cluster, with Compose commands going to its Patroni file.
-pub fn engine<'r>(c: Cluster<'r>) -> Cluster<'r> {
+/// The cluster run by Patroni. The Patroni image holds PostgreSQL 15
+/// (Debian bookworm's patroni 3.0.2): a topology of another major is
+/// refused, never run on 15 behind the user's back.
+pub fn engine<'r>(c: Cluster<'r>) -> Result<Cluster<'r>> {
+    let major = crate::ops::image::PATRONI_MAJOR;
+    match c.topology().cluster.declared_major() {
+        Some(m) if m.get() == major => {}
+        other => bail!(
+            "the Patroni engine runs PostgreSQL {major} (Debian bookworm's patroni 3.0.2 in {IMAGE}), but {} asks for {}: \
+             set `postgres = {major}` in its [cluster] to run it under Patroni",
+            c.loaded.path,
+            other.map(|m| format!("PostgreSQL {m}")).unwrap_or_else(|| "an image of its own".into())
+        ),
+    }
     let file = compose_file(&c);
-    c.with_compose_file(file, IMAGE)
+    Ok(c.with_compose_file(file, IMAGE))
 }
 
 /// A plain HTTP/1.0 request to 127.0.0.1:`port`, with a deadline; returns
@@ -218,6 +231,37 @@ pub fn setup(c: &Cluster, runner: &dyn Runner, timings: Timings, timeout: Durati
                 patroni::ETCD_SERVICES.join(", "),
                 c.loaded.path
             );
+        }
+    }
+    // Ports, as the tool's own engine checks them: every PostgreSQL port
+    // and every REST port (PostgreSQL's + 1000) in range, distinct from
+    // each other, and free unless the node already runs.
+    let mut taken: BTreeMap<u32, String> = BTreeMap::new();
+    for n in &t.nodes {
+        let pg = u32::from(*n.port.get_ref());
+        let rest = patroni::rest_port(*n.port.get_ref());
+        if rest > u32::from(u16::MAX) {
+            bail!(
+                "node {} publishes PostgreSQL on {pg}: its Patroni REST API would be on {rest} (port + 1000), beyond 65535; \
+                 give it a port of at most 64535 in {}",
+                n.name(),
+                c.loaded.path
+            );
+        }
+        for (port, what) in [(pg, "PostgreSQL"), (rest, "Patroni REST API")] {
+            let this = format!("{}'s {what}", n.name());
+            if let Some(other) = taken.insert(port, this.clone()) {
+                bail!(
+                    "port {port} would serve both {other} and {this} (REST ports are PostgreSQL's + 1000); change a node's `port` in {}",
+                    c.loaded.path
+                );
+            }
+            if !c.is_running(n.name())? && crate::docker::port_in_use(port as u16) {
+                bail!(
+                    "port {port} on 127.0.0.1, for {this}, is already in use. Stop what listens there or change the node's `port` in {}.",
+                    c.loaded.path
+                );
+            }
         }
     }
     // The tool's own engine must not be running this cluster.

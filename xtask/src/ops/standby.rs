@@ -36,6 +36,10 @@ pub fn repoint(
     }
     sql.push_str("SELECT pg_reload_conf();\n");
     c.sql_mut(node, &sql)?;
+    if c.runner.dry_run() {
+        // Nothing was changed: there is nothing to wait for.
+        return Ok(());
+    }
     let tli = timeline(c, upstream)?.to_string();
     let streaming = poll(
         &format!("{node} to stream from {upstream} on timeline {tli}"),
