@@ -34,6 +34,11 @@ fn sync_and_async_clusters_basebackup_and_idempotence() {
     assert_eq!(node(&rows, "slave2-db")["sync_state"], "potential");
     for r in &rows {
         assert_eq!(r["problems"].as_array().unwrap().len(), 0, "{r}");
+        // The presets' major, read from the server itself.
+        assert!(
+            r["version"].as_str().unwrap_or_default().starts_with("17."),
+            "{r}"
+        );
     }
     // The replication views agree, read directly.
     let repl = sql(

@@ -310,6 +310,162 @@ pub fn guaranteed_worst_case(
     }
 }
 
+/// A reachable standby a failover may promote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Candidate {
+    pub node: String,
+    /// How far its WAL goes: received (or replayed) LSN.
+    pub received: Lsn,
+}
+
+/// What the choice of the standby to promote is made from.
+#[derive(Debug, Clone, Copy)]
+pub struct Ask<'a> {
+    /// The `synchronous_standby_names` the failed primary enforced.
+    pub enforced: Option<&'a SyncStandbyNames>,
+    /// Every standby the failed primary had (its other nodes).
+    pub standbys: &'a [&'a str],
+    /// Each standby's `sync_state` when the primary failed, when known.
+    pub states: Option<&'a [(String, SyncState)]>,
+    /// The reachable standbys.
+    pub candidates: &'a [Candidate],
+    /// The standby the user asks for (`--to`).
+    pub to: Option<&'a str>,
+    /// Promote even without a guarantee (`--allow-data-loss`).
+    pub allow_data_loss: bool,
+}
+
+/// The standby to promote and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Choice {
+    pub node: String,
+    pub why: String,
+    /// Whether it is guaranteed to hold every acknowledged commit.
+    pub guaranteed: bool,
+}
+
+/// Why no standby is promoted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    NoCandidate,
+    /// `--to` names no reachable standby.
+    NotReachable {
+        to: String,
+        reachable: Vec<String>,
+    },
+    /// The standby that would be promoted may lack acknowledged commits.
+    NotGuaranteed {
+        node: String,
+        reason: String,
+    },
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Refusal::NoCandidate => f.write_str("no reachable standby to promote"),
+            Refusal::NotReachable { to, reachable } => write!(
+                f,
+                "--to {to}: it is not a reachable standby (reachable: {})",
+                reachable.join(", ")
+            ),
+            Refusal::NotGuaranteed { node, reason } => write!(
+                f,
+                "refusing to promote {node}: {reason}. Nothing was changed. Bring the missing standby back, \
+                 or pass --allow-data-loss to promote anyway (acknowledged commits may be lost)."
+            ),
+        }
+    }
+}
+
+/// Chooses the standby to promote: one guaranteed to hold every commit
+/// the failed primary acknowledged (from the `sync_state`s at the failure
+/// when known, else assuming the worst), the furthest ahead by WAL, among
+/// equals the one that was synchronous; `--to` picks one under the same
+/// guard. Without a guarantee it refuses unless data loss is allowed.
+pub fn choose(ask: &Ask) -> Result<Choice, Refusal> {
+    let cands = ask.candidates;
+    if cands.is_empty() {
+        return Err(Refusal::NoCandidate);
+    }
+    let reachable: Vec<&str> = cands.iter().map(|c| c.node.as_str()).collect();
+    let guarantee = match ask.states {
+        Some(states) => guaranteed(ask.enforced, ask.standbys, states, &reachable),
+        None => guaranteed_worst_case(ask.enforced, ask.standbys, &reachable),
+    };
+    let best = cands.iter().map(|c| c.received).max().unwrap_or(Lsn(0));
+    let holders: Vec<String> = match &guarantee {
+        Guarantee::Holders(h) => h.clone(),
+        Guarantee::None(_) => vec![],
+    };
+    // What a holder of every acknowledged commit has received: the most any
+    // of them has (under ANY n, only the most advanced holds them all).
+    let needed = cands
+        .iter()
+        .filter(|c| holders.iter().any(|h| h.eq_ignore_ascii_case(&c.node)))
+        .map(|c| c.received)
+        .max();
+    let was_sync = |node: &str| {
+        ask.states.is_some_and(|s| {
+            s.iter()
+                .any(|(n, st)| n.eq_ignore_ascii_case(node) && *st == SyncState::Sync)
+        })
+    };
+    let pick = match ask.to {
+        Some(to) => cands
+            .iter()
+            .find(|c| c.node.eq_ignore_ascii_case(to))
+            .ok_or_else(|| Refusal::NotReachable {
+                to: to.to_string(),
+                reachable: reachable.iter().map(|r| r.to_string()).collect(),
+            })?,
+        None => {
+            let ahead: Vec<&Candidate> = cands.iter().filter(|c| c.received == best).collect();
+            ahead
+                .iter()
+                .find(|c| was_sync(&c.node))
+                .or(ahead.first())
+                .copied()
+                .expect("candidates is not empty")
+        }
+    };
+    let ok = needed.is_some_and(|n| pick.received >= n);
+    let positions: Vec<String> = cands
+        .iter()
+        .map(|c| format!("{} received {}", c.node, c.received))
+        .collect();
+    let reason = match (&guarantee, ok) {
+        (Guarantee::Holders(_), true) => format!(
+            "it holds every acknowledged commit ({}; guaranteed by {})",
+            positions.join(", "),
+            holders.join(", ")
+        ),
+        (Guarantee::Holders(_), false) => format!(
+            "{} has received only {}, while {} hold every acknowledged commit up to {}",
+            pick.node,
+            pick.received,
+            holders.join(", "),
+            needed.unwrap_or(Lsn(0))
+        ),
+        (Guarantee::None(why), _) => why.clone(),
+    };
+    if !ok && !ask.allow_data_loss {
+        return Err(Refusal::NotGuaranteed {
+            node: pick.node.clone(),
+            reason,
+        });
+    }
+    Ok(Choice {
+        node: pick.node.clone(),
+        why: if ok {
+            reason
+        } else {
+            format!("--allow-data-loss: {reason}")
+        },
+        guaranteed: ok,
+    })
+}
+
 /// What a stopped node's data folder says about how it can follow a new
 /// primary (read by `rejoin` before it changes anything).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -712,7 +712,7 @@ fn check_view(view: &ClusterView, opts: &Options, r: &mut Report) {
         }
     }
     check_values(view, opts, r);
-    check_wal(view, r);
+    check_wal(view, opts, r);
     check_standby_params(view, r);
     check_sync_names(view, r);
     check_conninfo(view, r);
@@ -821,7 +821,9 @@ fn check_values(view: &ClusterView, opts: &Options, r: &mut Report) {
     }
 }
 
-fn check_wal(view: &ClusterView, r: &mut Report) {
+fn check_wal(view: &ClusterView, opts: &Options, r: &mut Report) {
+    // From 18 on initdb enables data checksums unless told not to.
+    let checksums = view.data_checksums || opts.major.initdb_checksums_by_default();
     let nodes = view.nodes.len().max(2);
     let standbys = standby_count(view).max(nodes - 1);
     let async_mode = !view.nodes.iter().any(|n| {
@@ -873,7 +875,7 @@ fn check_wal(view: &ClusterView, r: &mut Report) {
                 );
             }
         }
-        if !view.data_checksums && !n.flag("wal_log_hints") {
+        if !checksums && !n.flag("wal_log_hints") {
             let (_, loc) = n.raw("wal_log_hints");
             r.warning(
                 "no-rejoin",

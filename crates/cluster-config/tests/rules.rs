@@ -577,3 +577,18 @@ fn a_group_or_a_file_of_names_is_a_warning_not_a_verdict() {
         assert!(!r.has_errors(), "{r}");
     }
 }
+
+#[test]
+fn data_checksums_by_default_from_18_make_pg_rewind_possible() {
+    for (major, warned) in [(15, true), (17, true), (18, false)] {
+        let text = preset_text("semi-sync.toml")
+            .replace("wal_log_hints = true", "wal_log_hints = false")
+            .replace("postgres = 17", &format!("postgres = {major}"));
+        let r = cluster_config::validate::validate_topology(&load("s.toml", &text));
+        assert_eq!(
+            r.codes().contains(&"no-rejoin"),
+            warned,
+            "PostgreSQL {major}: {r}"
+        );
+    }
+}

@@ -5,14 +5,13 @@
 //! synchronous commit.
 
 use super::container;
-use super::live::{self, NodeStatus};
+use super::live;
 use super::standby::{promote, repoint};
 use super::sync::{narrowed_sync_names, prove_sync_commit, set_sync_names};
 use crate::cluster::{ms, Cluster, Secrets};
-use anyhow::{bail, Result};
-use cluster_config::live::{
-    guaranteed, guaranteed_worst_case, Guarantee, LiveRole, Lsn, SyncState,
-};
+use anyhow::Result;
+pub use cluster_config::live::Choice;
+use cluster_config::live::{Ask, Candidate, LiveRole, Lsn, SyncState};
 use cluster_config::syncrep::SyncStandbyNames;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
@@ -42,15 +41,6 @@ pub struct Request<'a> {
     pub on_promoted: Option<&'a (dyn Fn(&str) + Sync)>,
 }
 
-/// The standby to promote and why.
-#[derive(Debug, Clone)]
-pub struct Choice {
-    pub node: String,
-    pub why: String,
-    /// Whether it is guaranteed to hold every acknowledged commit.
-    pub guaranteed: bool,
-}
-
 /// What a failover did, with when each step ended.
 #[derive(Debug, Clone)]
 pub struct Done {
@@ -64,16 +54,18 @@ pub struct Done {
     pub sync_commit_ms: Option<u64>,
 }
 
-/// Chooses the standby to promote among the reachable ones.
+/// Chooses the standby to promote among the reachable ones: the live
+/// state read here, the decision made by [`cluster_config::live::choose`].
 pub fn choose(c: &Cluster, req: &Request) -> Result<Choice> {
     let rows = live::collect(c)?;
-    let candidates: Vec<&NodeStatus> = rows
+    let candidates: Vec<Candidate> = rows
         .iter()
         .filter(|r| r.role == LiveRole::Standby && !req.down.contains(&r.node))
+        .map(|r| Candidate {
+            node: r.node.clone(),
+            received: r.wal_position().unwrap_or(Lsn(0)),
+        })
         .collect();
-    if candidates.is_empty() {
-        bail!("no reachable standby to promote");
-    }
     // Every node but the failed primary was a standby of it (a primary
     // ignores its own name in synchronous_standby_names).
     let standbys: Vec<&str> = c
@@ -83,87 +75,15 @@ pub fn choose(c: &Cluster, req: &Request) -> Result<Choice> {
         .map(|n| n.name())
         .filter(|n| !req.fence.iter().any(|f| f == n))
         .collect();
-    let reachable: Vec<&str> = candidates.iter().map(|r| r.node.as_str()).collect();
-    let guarantee = match &req.states {
-        Some(states) => guaranteed(req.enforced.as_ref(), &standbys, states, &reachable),
-        None => guaranteed_worst_case(req.enforced.as_ref(), &standbys, &reachable),
-    };
-    let pos = |r: &NodeStatus| r.wal_position().unwrap_or(Lsn(0));
-    let positions: Vec<String> = candidates
-        .iter()
-        .map(|r| format!("{} received {}", r.node, pos(r)))
-        .collect();
-    let best = candidates.iter().map(|r| pos(r)).max().unwrap_or(Lsn(0));
-    let holders: Vec<String> = match &guarantee {
-        Guarantee::Holders(h) => h.clone(),
-        Guarantee::None(_) => vec![],
-    };
-    // What a holder of every acknowledged commit has received: the most any
-    // of them has (under ANY n, only the most advanced holds them all).
-    let needed = candidates
-        .iter()
-        .filter(|r| holders.contains(&r.node))
-        .map(|r| pos(r))
-        .max();
-    let pick = match req.to {
-        Some(to) => {
-            let Some(r) = candidates.iter().find(|r| r.node == to) else {
-                bail!(
-                    "--to {to}: it is not a reachable standby (reachable: {})",
-                    reachable.join(", ")
-                );
-            };
-            r
-        }
-        None => {
-            // The furthest ahead; among equals the one that was synchronous.
-            let ahead: Vec<&&NodeStatus> = candidates.iter().filter(|r| pos(r) == best).collect();
-            ahead
-                .iter()
-                .find(|r| {
-                    req.states.as_ref().is_some_and(|s| {
-                        s.iter()
-                            .any(|(n, st)| n == &r.node && *st == SyncState::Sync)
-                    })
-                })
-                .or(ahead.first())
-                .copied()
-                .copied()
-                .expect("candidates is not empty")
-        }
-    };
-    let ok = needed.is_some_and(|n| pos(pick) >= n);
-    let reason = match (&guarantee, ok) {
-        (Guarantee::Holders(_), true) => format!(
-            "it holds every acknowledged commit ({}; guaranteed by {})",
-            positions.join(", "),
-            holders.join(", ")
-        ),
-        (Guarantee::Holders(_), false) => format!(
-            "{} has received only {}, while {} hold every acknowledged commit up to {}",
-            pick.node,
-            pos(pick),
-            holders.join(", "),
-            needed.unwrap_or(Lsn(0))
-        ),
-        (Guarantee::None(why), _) => why.clone(),
-    };
-    if !ok && !req.allow_data_loss {
-        bail!(
-            "refusing to promote {}: {reason}. Nothing was changed. Bring the missing standby back, \
-             or pass --allow-data-loss to promote anyway (acknowledged commits may be lost).",
-            pick.node
-        );
-    }
-    Ok(Choice {
-        node: pick.node.clone(),
-        why: if ok {
-            reason
-        } else {
-            format!("--allow-data-loss: {reason}")
-        },
-        guaranteed: ok,
+    cluster_config::live::choose(&Ask {
+        enforced: req.enforced.as_ref(),
+        standbys: &standbys,
+        states: req.states.as_deref(),
+        candidates: &candidates,
+        to: req.to,
+        allow_data_loss: req.allow_data_loss,
     })
+    .map_err(|r| anyhow::anyhow!("{r}"))
 }
 
 /// The whole failover: the failed primary is fenced first, so it cannot

@@ -108,10 +108,14 @@ pub fn xtask_env(user: Option<&str>, env: &[(&str, &str)], args: &[&str]) -> Run
             duct::cmd("setpriv", full).env("HOME", std::env::temp_dir())
         }
     };
-    let mut expr = expr
-        .env_remove("PGREPL_IMAGE")
-        .env_remove("PGREPL_COMPOSE")
-        .env_remove("PGREPL_TOPOLOGY");
+    // duct applies the innermost setting last: a variable is removed only
+    // when the caller does not set it.
+    let mut expr = expr;
+    for var in ["PGREPL_IMAGE", "PGREPL_COMPOSE", "PGREPL_TOPOLOGY"] {
+        if !env.iter().any(|(k, _)| *k == var) {
+            expr = expr.env_remove(var);
+        }
+    }
     for (k, v) in env {
         expr = expr.env(k, v);
     }
