@@ -1,110 +1,93 @@
-//! A running cluster: its topology, its Compose project, SQL through `psql`
-//! inside the containers, and the generated secrets.
-//!
-//! SQL goes through `psql` in the node's container over its local socket
-//! (trusted only inside the container): it needs no published port, no
-//! password on the tool's side, and works the same from Linux and Windows
-//! hosts.
+//! A running cluster as the operations see it: its validated topology, its
+//! Compose project, the image its nodes run, SQL on its nodes (through the
+//! transports of [`crate::pg`]: a direct connection first, `psql` in the
+//! container when that cannot reach the node), its secrets, and waits that
+//! end on its interrupt token. Its fields are private; [`Cluster::open`]
+//! finds Docker, [`Cluster::with`] takes any runner and transports, so a
+//! test builds one over the recording runner.
 
 use crate::docker::Docker;
+use crate::pg::{client::Connections, psql::Psql, Transport};
 use crate::project;
-use crate::runner::{Cmd, Runner, Secret};
+use crate::runner::{Cmd, Runner};
+use crate::secrets::{generate_password, Secrets};
+use crate::wait::{Interrupt, Stop};
 use anyhow::{bail, Context, Result};
-use cluster_config::compose::{self, SECRETS_FILE, STATE_DIR};
+use cluster_config::compose::{SECRETS_FILE, STATE_DIR};
 use cluster_config::{Loaded, Node, Topology};
-use std::path::PathBuf;
-use std::time::{Duration, Instant};
-
-/// An error that ends a [`poll`] at once instead of being retried.
-#[derive(Debug)]
-pub struct Stop(pub String);
-
-impl std::fmt::Display for Stop {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for Stop {}
-
-/// Set by a Ctrl-C handler (the failover drill installs one): every wait
-/// ends at once.
-pub static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
-/// Polls `check` until it returns `Some`, or fails after `timeout` with
-/// what it was waiting for. Errors are retried, except [`Stop`]. Ctrl-C
-/// (see [`INTERRUPTED`]) ends the wait with a [`Stop`].
-pub fn poll<T>(
-    what: &str,
-    timeout: Duration,
-    mut check: impl FnMut() -> Result<Option<T>>,
-) -> Result<T> {
-    let deadline = Instant::now() + timeout;
-    let mut delay = Duration::from_millis(25);
-    let mut last_err = None;
-    loop {
-        if INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst) {
-            return Err(Stop(format!("interrupted while waiting for {what}")).into());
-        }
-        match check() {
-            Ok(Some(v)) => return Ok(v),
-            Ok(None) => {}
-            Err(e) if e.downcast_ref::<Stop>().is_some() => return Err(e),
-            Err(e) => last_err = Some(e),
-        }
-        if Instant::now() >= deadline {
-            let why = last_err
-                .map(|e| format!(" (last error: {e:#})"))
-                .unwrap_or_default();
-            bail!("timed out after {timeout:?} waiting for {what}{why}");
-        }
-        std::thread::sleep(delay);
-        delay = (delay * 2).min(Duration::from_millis(250));
-    }
-}
-
-pub struct Secrets {
-    /// The database owner's (`POSTGRES_PASSWORD`).
-    pub owner: Secret,
-    pub replication: Secret,
-}
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 pub struct Cluster<'r> {
-    pub loaded: Loaded,
-    pub docker: Docker,
-    pub runner: &'r dyn Runner,
+    loaded: Loaded,
+    docker: Docker,
+    runner: &'r dyn Runner,
     /// The cluster's Compose file (see [`project::compose_location`]).
-    pub compose_file: PathBuf,
+    compose_file: PathBuf,
     /// The state folder as the Compose file refers to it.
-    pub state_ref: String,
+    state_ref: String,
     /// The image the nodes' containers run, when it is not the topology's
     /// (the Patroni engine's): one-off containers use it too.
-    pub node_image: Option<String>,
-    /// The image the topology's nodes run, resolved on first use (see
-    /// [`crate::pg_image`]).
+    node_image: Option<String>,
+    /// The image the topology's nodes run, resolved on first use.
     image: std::sync::OnceLock<crate::pg_image::Resolved>,
-    /// Direct client connections for SQL, set up at the first statement
-    /// once the secrets file exists (never in a dry run).
-    direct: std::sync::OnceLock<Option<crate::ops::client::Direct>>,
+    /// Ways to run SQL, tried in order until one reaches the node.
+    transports: Vec<Box<dyn Transport + 'r>>,
+    interrupt: Interrupt,
 }
 
 impl<'r> Cluster<'r> {
     /// Loads and validates the topology, then finds Docker: an invalid
     /// topology is refused before the first docker call.
-    pub fn open(topology: &std::path::Path, runner: &'r dyn Runner) -> Result<Self> {
+    pub fn open(topology: &Path, runner: &'r dyn Runner) -> Result<Self> {
         let loaded = project::load_valid(topology)?;
         Self::connect(topology, loaded, runner)
     }
 
     /// A validated topology with Docker found.
-    pub fn connect(
-        topology: &std::path::Path,
-        loaded: Loaded,
-        runner: &'r dyn Runner,
-    ) -> Result<Self> {
-        let (compose_file, state_ref) = project::compose_location(topology, &loaded);
+    pub fn connect(topology: &Path, loaded: Loaded, runner: &'r dyn Runner) -> Result<Self> {
         let docker = Docker::detect(runner)?;
-        Ok(Cluster {
+        let (compose_file, state_ref) = project::compose_location(topology, &loaded);
+        Ok(Self::with(
+            loaded,
+            docker,
+            runner,
+            compose_file,
+            state_ref,
+            None,
+        ))
+    }
+
+    /// A cluster over any runner. `transports`: the ways to run SQL, tried
+    /// in order; `None` gives the tool's own (direct connections, then the
+    /// container's `psql`).
+    pub fn with(
+        loaded: Loaded,
+        docker: Docker,
+        runner: &'r dyn Runner,
+        compose_file: PathBuf,
+        state_ref: String,
+        transports: Option<Vec<Box<dyn Transport + 'r>>>,
+    ) -> Self {
+        let t = &loaded.topology;
+        let state_dir = project::root().join(STATE_DIR).join(t.name());
+        let transports = transports.unwrap_or_else(|| {
+            vec![
+                Box::new(Connections::new(
+                    t,
+                    state_dir.join(SECRETS_FILE),
+                    runner.dry_run(),
+                )) as Box<dyn Transport + 'r>,
+                Box::new(Psql {
+                    docker: docker.clone(),
+                    runner,
+                    cluster: t.name().to_string(),
+                    owner: t.database.owner.get_ref().to_string(),
+                    database: t.database.name.get_ref().to_string(),
+                }),
+            ]
+        });
+        Cluster {
             loaded,
             docker,
             runner,
@@ -112,8 +95,68 @@ impl<'r> Cluster<'r> {
             state_ref,
             node_image: None,
             image: std::sync::OnceLock::new(),
-            direct: std::sync::OnceLock::new(),
-        })
+            transports,
+            interrupt: Interrupt::default(),
+        }
+    }
+
+    pub fn loaded(&self) -> &Loaded {
+        &self.loaded
+    }
+
+    /// The topology file, as messages name it.
+    pub fn path(&self) -> &str {
+        &self.loaded.path
+    }
+
+    pub fn docker(&self) -> &Docker {
+        &self.docker
+    }
+
+    pub fn runner(&self) -> &'r dyn Runner {
+        self.runner
+    }
+
+    pub fn topology(&self) -> &Topology {
+        &self.loaded.topology
+    }
+
+    pub fn name(&self) -> &str {
+        self.topology().name()
+    }
+
+    pub fn compose_file(&self) -> &Path {
+        &self.compose_file
+    }
+
+    pub fn state_ref(&self) -> &str {
+        &self.state_ref
+    }
+
+    /// The token every wait on this cluster ends on.
+    pub fn interrupt(&self) -> &Interrupt {
+        &self.interrupt
+    }
+
+    /// [`crate::wait::poll`] on this cluster's interrupt token.
+    pub fn poll<T>(
+        &self,
+        what: &str,
+        timeout: Duration,
+        check: impl FnMut() -> Result<Option<T>>,
+    ) -> Result<T> {
+        crate::wait::poll(&self.interrupt, what, timeout, check)
+    }
+
+    pub fn state_dir(&self) -> PathBuf {
+        project::root().join(STATE_DIR).join(self.name())
+    }
+
+    /// A bind folder's path on the host.
+    pub fn bind_path(&self, dir: &cluster_config::names::BindDir) -> PathBuf {
+        let mut p = self.state_dir();
+        p.extend(dir.parts());
+        p
     }
 
     /// The image the cluster's nodes run: the one setup recorded, or the
@@ -132,8 +175,7 @@ impl<'r> Cluster<'r> {
     }
 
     /// Makes the image available as setup does (building the project's own
-    /// image of a buildable major when absent, pulling only on request)
-    /// and records it for the cluster's later commands.
+    /// image of a buildable major when absent, pulling only on request).
     pub fn ensure_image(
         &self,
         absent: crate::pg_image::Absent,
@@ -154,25 +196,6 @@ impl<'r> Cluster<'r> {
         }
     }
 
-    pub fn topology(&self) -> &Topology {
-        &self.loaded.topology
-    }
-
-    pub fn name(&self) -> &str {
-        self.topology().name()
-    }
-
-    pub fn state_dir(&self) -> PathBuf {
-        project::root().join(STATE_DIR).join(self.name())
-    }
-
-    /// A bind folder's path on the host.
-    pub fn bind_path(&self, dir: &cluster_config::names::BindDir) -> PathBuf {
-        let mut p = self.state_dir();
-        p.extend(dir.parts());
-        p
-    }
-
     /// A Compose command for the cluster's project, with the image its
     /// nodes run (the Patroni engine's file names its own image).
     pub fn compose(&self) -> Result<Cmd> {
@@ -188,28 +211,24 @@ impl<'r> Cluster<'r> {
         )
     }
 
+    /// The same cluster, its image already known (tests).
+    #[cfg(test)]
+    pub fn with_image(self, image: crate::pg_image::Resolved) -> Self {
+        let _ = self.image.set(image);
+        self
+    }
+
+    /// The same cluster, its Compose commands going to another file (the
+    /// Patroni engine's).
+    pub fn with_compose_file(mut self, file: PathBuf, image: &str) -> Self {
+        self.compose_file = file;
+        self.node_image = Some(image.to_string());
+        self
+    }
+
     /// The container of a node, if it exists (running or not).
     pub fn container(&self, node: &str) -> Result<Option<String>> {
-        // By label, so it works before the Compose file's env file exists;
-        // one-off `compose run` containers carry the labels too: skip them.
-        let out = self.runner.run(
-            &self
-                .docker
-                .cmd()
-                .args(["ps", "-a", "-q", "--filter"])
-                .arg(format!("label={}={}", compose::LABEL_CLUSTER, self.name()))
-                .arg("--filter")
-                .arg(format!("label={}={node}", compose::LABEL_NODE))
-                .args(["--filter", "label=com.docker.compose.oneoff=False"])
-                .read_only(),
-        )?;
-        Ok(out
-            .stdout
-            .lines()
-            .next()
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(str::to_string))
+        crate::pg::psql::container(&self.docker, self.runner, self.name(), node)
     }
 
     pub fn is_running(&self, node: &str) -> Result<bool> {
@@ -226,101 +245,66 @@ impl<'r> Cluster<'r> {
         Ok(out.success && out.stdout.trim() == "true")
     }
 
-    /// Runs SQL on a node as the superuser over the local socket; returns
-    /// rows as `|`-separated lines. The SQL travels on standard input.
+    /// Runs SQL on a node as the database owner; returns rows as
+    /// `|`-separated lines.
     pub fn sql(&self, node: &str, sql: &str) -> Result<String> {
-        self.sql_cmd(node, sql, false)
+        self.run_sql(node, None, sql, false)
     }
 
     /// Like [`Self::sql`], for statements that change something.
     pub fn sql_mut(&self, node: &str, sql: &str) -> Result<String> {
-        self.sql_cmd(node, sql, true)
+        self.run_sql(node, None, sql, true)
     }
 
-    /// The statements of `sql` over a direct connection to the node's
-    /// published port, or `None` when none can be made (a stopped node, a
-    /// dry run, no secrets file yet, a script only psql can run).
-    pub fn try_direct(&self, node: &str, sql: &str) -> Option<Result<String>> {
-        if self.runner.dry_run() {
-            return None;
-        }
-        let direct = self
-            .direct
-            .get_or_init(|| {
-                let path = self.state_dir().join(SECRETS_FILE);
-                let text = crate::secrets::read(&path).ok().flatten()?;
-                let pw = crate::secrets::secret(&text, crate::secrets::OWNER)?;
-                Some(crate::ops::client::Direct::new(self.topology(), pw))
-            })
-            .as_ref()?;
-        let statements = crate::ops::client::split_statements(sql)?;
-        match direct.run(node, statements, Duration::from_secs(90)) {
-            Ok(text) => Some(Ok(text)),
-            Err(crate::ops::client::Miss::Unreachable) => None,
-            Err(crate::ops::client::Miss::Failed(e)) => {
-                Some(Err(e.context(format!("SQL on {node} failed"))))
+    /// SQL in another database than the topology's (one that may not exist
+    /// yet).
+    pub fn sql_in(&self, node: &str, database: &str, sql: &str) -> Result<String> {
+        self.run_sql(node, Some(database), sql, true)
+    }
+
+    fn run_sql(&self, node: &str, db: Option<&str>, sql: &str, mutating: bool) -> Result<String> {
+        for t in &self.transports {
+            if let Some(answer) = t.run(node, db, sql, mutating)? {
+                return Ok(answer);
             }
         }
+        bail!("{node} cannot be reached to run SQL")
     }
 
-    /// The same cluster, its Compose commands going to another file (the
-    /// Patroni engine's).
-    pub fn with_compose_file(mut self, file: PathBuf, image: &str) -> Self {
-        self.compose_file = file;
-        self.node_image = Some(image.to_string());
-        self
-    }
-
-    /// SQL through the container's psql in another database than the
-    /// topology's (one that may not exist yet).
-    pub fn sql_in(&self, node: &str, database: &str, sql: &str) -> Result<String> {
-        self.psql(node, database, sql, true)
-    }
-
-    fn sql_cmd(&self, node: &str, sql: &str, mutating: bool) -> Result<String> {
-        if let Some(answer) = self.try_direct(node, sql) {
-            return answer;
+    /// Runs `sql`, which commits, on `node` and returns how long it took;
+    /// fails when it does not return within `bound`.
+    pub fn commit_within(&self, node: &str, sql: &str, bound: Duration) -> Result<Duration> {
+        for t in &self.transports {
+            if let Some(d) = t.commit_within(node, sql, bound)? {
+                return Ok(d);
+            }
         }
-        let db = self.topology().database.name.get_ref().as_str().to_string();
-        self.psql(node, &db, sql, mutating)
+        bail!("{node} cannot be reached to commit")
     }
 
-    fn psql(&self, node: &str, database: &str, sql: &str, mutating: bool) -> Result<String> {
-        let t = self.topology();
-        // `docker exec` on the container found by label: the same as
-        // `compose exec`, without Compose's start-up cost on every query.
-        let id = match self.container(node)? {
-            Some(id) => id,
-            None if self.runner.dry_run() => format!("<{node}>"),
-            None => bail!("{node} has no container; is the cluster set up?"),
-        };
-        let mut cmd = self
-            .docker
-            .cmd()
-            .args([
-                "exec",
-                "-i",
-                &id,
-                "psql",
-                "-X",
-                "-q",
-                "-A",
-                "-t",
-                "-v",
-                "ON_ERROR_STOP=1",
-                "-U",
-            ])
-            .arg(t.database.owner.get_ref().as_str())
-            .args(["-d", database])
-            .stdin(sql);
-        if !mutating {
-            cmd = cmd.read_only();
+    /// A node's answer, or `None` when it cannot be reached or fails: a
+    /// direct connection answers in milliseconds; only a node it cannot
+    /// reach costs the container lookups.
+    pub fn probe(&self, node: &str, sql: &str) -> Result<Option<String>> {
+        let mut ways = self.transports.iter();
+        if let Some(first) = ways.next() {
+            match first.run(node, None, sql, false) {
+                Ok(Some(a)) => return Ok(Some(a)),
+                Ok(None) => {}
+                Err(_) => return Ok(None),
+            }
         }
-        let out = self.runner.run_unchecked(&cmd)?;
-        if !out.success {
-            bail!("SQL on {node} failed: {}", out.stderr.trim());
+        if !self.is_running(node)? {
+            return Ok(None);
         }
-        Ok(out.stdout.trim().to_string())
+        for t in ways {
+            match t.run(node, None, sql, false) {
+                Ok(Some(a)) => return Ok(Some(a)),
+                Ok(None) => {}
+                Err(_) => return Ok(None),
+            }
+        }
+        Ok(None)
     }
 
     /// Whether a node accepts SQL now.
@@ -351,7 +335,7 @@ impl<'r> Cluster<'r> {
         if self.runner.dry_run() {
             return Ok(());
         }
-        poll(&format!("{node} to accept connections"), timeout, || {
+        self.poll(&format!("{node} to accept connections"), timeout, || {
             if self.ready(node) {
                 return Ok(Some(()));
             }
@@ -413,129 +397,50 @@ impl<'r> Cluster<'r> {
             .copied()
             .filter(|k| get(&text, k).is_none())
             .collect();
-        let text = if missing.is_empty() {
-            text
-        } else {
-            if self.data_exists()? {
-                bail!(
-                    "{shown} lacks {} but the cluster's data already exists, and its passwords cannot be made up again. \
-                     Restore {shown} from where you keep it, or start the cluster over with \
-                     `cargo xtask down --purge -t {}` (this deletes its data) and set it up again.",
-                    missing.join(" and "),
-                    self.loaded.path
-                );
-            }
-            if self.runner.dry_run() {
-                say!(
-                    "[dry-run] would generate {} in {shown} (owner-only)",
-                    missing.join(", ")
-                );
-                return Ok(Secrets {
-                    owner: Secret::new("dry-run"),
-                    replication: Secret::new("dry-run"),
-                });
-            }
-            let mut out = format!(
-                "# Generated by cargo xtask for cluster {}; keep private (git-ignored, owner-only).\n",
-                self.name()
+        if missing.is_empty() {
+            return Secrets::from_text(&text, &shown);
+        }
+        if self.data_exists()? {
+            bail!(
+                "{shown} lacks {} but the cluster's data already exists, and its passwords cannot be made up again. \
+                 Restore {shown} from where you keep it, or start the cluster over with \
+                 `cargo xtask down --purge -t {}` (this deletes its data) and set it up again.",
+                missing.join(" and "),
+                self.loaded.path
             );
-            for k in KEYS {
-                let v = match get(&text, k) {
-                    Some(v) => v,
-                    None => generate_password()?,
-                };
-                out.push_str(&format!("{k}={v}\n"));
-            }
-            write_private(&path, &out)?;
-            if !text.trim().is_empty() {
-                say!("{shown}: generated the missing {}", missing.join(", "));
-            }
-            out
-        };
-        let secret = |k: &str| {
-            get(&text, k)
-                .map(Secret::new)
-                .with_context(|| format!("{shown} has no {k}"))
-        };
-        Ok(Secrets {
-            owner: secret(KEYS[0])?,
-            replication: secret(KEYS[1])?,
-        })
+        }
+        if self.runner.dry_run() {
+            say!(
+                "[dry-run] would generate {} in {shown} (owner-only)",
+                missing.join(", ")
+            );
+            return Ok(Secrets::dry_run());
+        }
+        let mut out = format!(
+            "# Generated by cargo xtask for cluster {}; keep private (git-ignored, owner-only).\n",
+            self.name()
+        );
+        for k in KEYS {
+            let v = match get(&text, k) {
+                Some(v) => v,
+                None => generate_password()?,
+            };
+            out.push_str(&format!("{k}={v}\n"));
+        }
+        self.runner.file(&crate::runner::FileOp::Write {
+            path: path.clone(),
+            contents: out.clone().into_bytes(),
+            access: crate::fsx::Access::Private,
+        })?;
+        if !text.trim().is_empty() {
+            say!("{shown}: generated the missing {}", missing.join(", "));
+        }
+        Secrets::from_text(&out, &shown)
     }
 
     pub fn node(&self, name: &str) -> Result<&Node> {
         self.topology()
             .node(name)
             .with_context(|| format!("no node `{name}` in {}", self.loaded.path))
-    }
-}
-
-/// Whole milliseconds, for reports.
-pub fn ms(d: Duration) -> u64 {
-    d.as_millis() as u64
-}
-
-/// A SQL string literal.
-pub fn literal(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "''"))
-}
-
-/// 32 random characters from an unambiguous alphabet (about 190 bits).
-pub fn generate_password() -> Result<String> {
-    const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789";
-    let mut bytes = [0u8; 32];
-    getrandom::getrandom(&mut bytes).map_err(|e| anyhow::anyhow!("no random source: {e}"))?;
-    Ok(bytes
-        .iter()
-        .map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char)
-        .collect())
-}
-
-/// Writes a file only its owner can read: mode 0600 on Unix, a protected
-/// DACL for the current user alone on Windows (see owner_only.rs), set
-/// before the first byte (see [`crate::fsx`]).
-pub fn write_private(path: &std::path::Path, text: &str) -> Result<()> {
-    crate::fsx::write(path, text.as_bytes(), crate::fsx::Access::Private)?;
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn passwords_are_random_and_long() {
-        let a = generate_password().unwrap();
-        let b = generate_password().unwrap();
-        assert_eq!(a.len(), 32);
-        assert_ne!(a, b);
-    }
-
-    #[test]
-    fn poll_times_out_with_the_last_error() {
-        let mut n = 0;
-        let err = poll::<()>("nothing", Duration::from_millis(300), || {
-            n += 1;
-            bail!("attempt {n}")
-        })
-        .unwrap_err();
-        assert!(err.to_string().contains("waiting for nothing"), "{err}");
-        assert!(err.to_string().contains("attempt"), "{err}");
-        let mut calls = 0;
-        let got = poll("the third call", Duration::from_secs(5), || {
-            calls += 1;
-            Ok((calls == 3).then_some(calls))
-        })
-        .unwrap();
-        assert_eq!(got, 3);
-        let started = Instant::now();
-        let stopped = poll::<()>("x", Duration::from_secs(30), || {
-            Err(Stop("gone".into()).into())
-        });
-        assert_eq!(stopped.unwrap_err().to_string(), "gone");
-        assert!(
-            started.elapsed() < Duration::from_secs(5),
-            "a Stop error ends the wait at once"
-        );
     }
 }

@@ -16,7 +16,7 @@ pub enum ComposeCli {
 
 /// The Docker CLI, found once; Compose is found the first time a Compose
 /// command is built (most commands never use it: it costs half a second).
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Docker {
     pub docker: PathBuf,
     pub compose: std::sync::OnceLock<Result<(ComposeCli, String), String>>,

@@ -29,12 +29,12 @@ fn labelled(c: &Cluster, kind: &str) -> Result<Vec<String>> {
         cluster_config::compose::LABEL_CLUSTER,
         c.name()
     );
-    let mut cmd = c.docker.cmd();
+    let mut cmd = c.docker().cmd();
     cmd = match kind {
         "container" => cmd.args(["ps", "-a", "-q", "--filter", &filter]),
         other => cmd.args([other, "ls", "-q", "--filter", &filter]),
     };
-    let out = c.runner.run(&cmd.read_only())?;
+    let out = c.runner().run(&cmd.read_only())?;
     Ok(out.stdout.split_whitespace().map(str::to_string).collect())
 }
 
@@ -47,23 +47,28 @@ pub fn run(args: &DownArgs, runner: &dyn Runner) -> Result<()> {
     if !containers.is_empty() {
         // A clean shutdown first (the containers' stop signal, SIGINT, and
         // the same grace period Compose gives them).
-        runner.run(&c.docker.cmd().args(["stop", "-t", "60"]).args(&containers))?;
-        runner.run(&c.docker.cmd().args(["rm", "-f", "-v"]).args(&containers))?;
+        runner.run(
+            &c.docker()
+                .cmd()
+                .args(["stop", "-t", "60"])
+                .args(&containers),
+        )?;
+        runner.run(&c.docker().cmd().args(["rm", "-f", "-v"]).args(&containers))?;
     }
     let networks = labelled(&c, "network")?;
     if !networks.is_empty() {
-        runner.run(&c.docker.cmd().args(["network", "rm"]).args(&networks))?;
+        runner.run(&c.docker().cmd().args(["network", "rm"]).args(&networks))?;
     }
     if args.purge {
         let volumes = labelled(&c, "volume")?;
         if !volumes.is_empty() {
-            runner.run(&c.docker.cmd().args(["volume", "rm"]).args(&volumes))?;
+            runner.run(&c.docker().cmd().args(["volume", "rm"]).args(&volumes))?;
         }
     }
     if args.purge {
         let dir = c.state_dir();
         if runner.dry_run() {
-            say!("[dry-run] remove {}", project::display(&dir));
+            runner.file(&crate::runner::FileOp::RemoveAll { path: dir.clone() })?;
         } else if dir.exists() {
             // Bind-mounted data may belong to the container's user: clear it
             // from inside a one-off container first when the host cannot.
@@ -76,7 +81,7 @@ pub fn run(args: &DownArgs, runner: &dyn Runner) -> Result<()> {
                     .image
                     .clone();
                 runner.run(
-                    &c.docker
+                    &c.docker()
                         .cmd()
                         .args(["run", "--rm", "--label"])
                         .arg(format!(

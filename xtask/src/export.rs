@@ -2,7 +2,7 @@
 //! Patroni on several hosts (one `patroni.yml` per node, each etcd member's
 //! settings, and the passwords in an owner-only file of their own).
 
-use crate::cluster::generate_password;
+use crate::secrets::generate_password;
 use crate::{fsx, project};
 use anyhow::{bail, Result};
 use clap::{Args, ValueEnum};

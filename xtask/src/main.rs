@@ -20,6 +20,7 @@ mod image;
 mod ops;
 #[cfg(windows)]
 mod owner_only;
+mod pg;
 mod pg_image;
 mod project;
 mod rejoin;
@@ -29,7 +30,10 @@ mod secrets;
 mod setup;
 mod status;
 mod switchover;
+#[cfg(test)]
+mod testing;
 mod validate;
+mod wait;
 
 use clap::{Parser, Subcommand};
 

@@ -219,7 +219,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("pgrepl-acl-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("secrets.env");
-        crate::cluster::write_private(&file, "POSTGRES_PASSWORD=x\n").unwrap();
+        crate::secrets::write_private(&file, "POSTGRES_PASSWORD=x\n").unwrap();
         let dacl = read(&file).unwrap();
         say!("secrets.env DACL: {dacl:?}");
         if std::env::var_os("WINEPREFIX").is_some() {

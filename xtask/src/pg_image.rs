@@ -288,14 +288,11 @@ pub fn recorded(state_dir: &std::path::Path) -> Option<String> {
 
 /// Records the image a cluster runs.
 pub fn record(state_dir: &std::path::Path, image: &str, runner: &dyn Runner) -> Result<()> {
-    if runner.dry_run() {
-        return Ok(());
-    }
-    fsx::write(
-        &record_path(state_dir),
-        format!("{image}\n").as_bytes(),
-        fsx::Access::Public,
-    )?;
+    runner.file(&crate::runner::FileOp::Write {
+        path: record_path(state_dir),
+        contents: format!("{image}\n").into_bytes(),
+        access: fsx::Access::Public,
+    })?;
     Ok(())
 }
 

@@ -161,6 +161,85 @@ fn shell_quote(s: &str) -> String {
     }
 }
 
+/// A change to a file or folder on the host, as data: executed by the
+/// real runner (through [`crate::fsx`], never through a link), printed by
+/// a dry run, kept by the recording runner.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FileOp {
+    /// Written atomically; returns whether it changed.
+    Write {
+        path: PathBuf,
+        contents: Vec<u8>,
+        access: crate::fsx::Access,
+    },
+    /// A folder and its parents; private ones are the owner's alone (0700).
+    CreateDir { path: PathBuf, private: bool },
+    /// A file, if it exists.
+    RemoveFile { path: PathBuf },
+    /// A folder and everything in it (read-only files too), if it exists.
+    RemoveAll { path: PathBuf },
+}
+
+impl fmt::Display for FileOp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let shown = |p: &PathBuf| crate::project::display(p);
+        match self {
+            FileOp::Write { path, access, .. } => write!(
+                f,
+                "write {}{}",
+                shown(path),
+                if *access == crate::fsx::Access::Private {
+                    " (owner-only)"
+                } else {
+                    ""
+                }
+            ),
+            FileOp::CreateDir { path, private } => write!(
+                f,
+                "create folder {}{}",
+                shown(path),
+                if *private { " (owner-only)" } else { "" }
+            ),
+            FileOp::RemoveFile { path } => write!(f, "remove {}", shown(path)),
+            FileOp::RemoveAll { path } => write!(f, "remove {} and all it holds", shown(path)),
+        }
+    }
+}
+
+impl FileOp {
+    /// Carries the change out.
+    fn execute(&self) -> Result<bool> {
+        match self {
+            FileOp::Write {
+                path,
+                contents,
+                access,
+            } => crate::fsx::write(path, contents, *access),
+            FileOp::CreateDir {
+                path,
+                private: true,
+            } => crate::fsx::create_private_dir(path).map(|_| true),
+            FileOp::CreateDir {
+                path,
+                private: false,
+            } => crate::fsx::create_dir(path).map(|_| true),
+            FileOp::RemoveFile { path } => match std::fs::remove_file(path) {
+                Ok(()) => Ok(true),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+                Err(e) => Err(e).with_context(|| format!("removing {}", path.display())),
+            },
+            FileOp::RemoveAll { path } => {
+                if std::fs::symlink_metadata(path).is_err() {
+                    return Ok(false);
+                }
+                data_move::remove_all(path)
+                    .with_context(|| format!("removing {}", path.display()))?;
+                Ok(true)
+            }
+        }
+    }
+}
+
 /// What a command printed.
 #[derive(Debug, Clone, Default)]
 pub struct Output {
@@ -188,6 +267,12 @@ pub trait Runner: Sync {
     /// True when nothing is to be changed.
     fn dry_run(&self) -> bool {
         false
+    }
+
+    /// Carries out a change to a file or folder; returns whether anything
+    /// changed.
+    fn file(&self, op: &FileOp) -> Result<bool> {
+        op.execute()
     }
 }
 
@@ -365,6 +450,27 @@ impl<R: Runner> Runner for DryRun<R> {
     fn dry_run(&self) -> bool {
         true
     }
+
+    fn file(&self, op: &FileOp) -> Result<bool> {
+        // A file that would be written as it is already changes nothing:
+        // the plan says only what would change.
+        if let FileOp::Write { path, contents, .. } = op {
+            let same = crate::fsx::read_own(path, contents.len() as u64 + 1)
+                .ok()
+                .flatten()
+                .is_some_and(|t| t.as_bytes() == contents.as_slice());
+            if same {
+                return Ok(false);
+            }
+        }
+        if let FileOp::CreateDir { path, .. } = op {
+            if path.is_dir() {
+                return Ok(false);
+            }
+        }
+        say!("[dry-run] {op}");
+        Ok(true)
+    }
 }
 
 /// Keeps every command and answers from a script (tests).
@@ -372,6 +478,8 @@ impl<R: Runner> Runner for DryRun<R> {
 #[derive(Clone, Default)]
 pub struct Recording {
     pub seen: Arc<Mutex<Vec<Cmd>>>,
+    /// Every change to a file or folder asked for (none is carried out).
+    pub files: Arc<Mutex<Vec<FileOp>>>,
     /// Returned for a command whose display contains the key.
     pub answers: Arc<Mutex<Vec<(String, Output)>>>,
 }
@@ -412,6 +520,11 @@ impl Recording {
 
 #[cfg(test)]
 impl Runner for Recording {
+    fn file(&self, op: &FileOp) -> Result<bool> {
+        self.files.lock().unwrap().push(op.clone());
+        Ok(true)
+    }
+
     fn run_unchecked(&self, cmd: &Cmd) -> Result<Output> {
         self.seen.lock().unwrap().push(cmd.clone());
         let shown = cmd.to_string();

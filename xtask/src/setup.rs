@@ -3,16 +3,17 @@
 //! re-run on a healthy cluster changes nothing and verifies again, and a
 //! re-run after an interruption finishes the job.
 
-use crate::cluster::{poll, Cluster};
+use crate::cluster::Cluster;
 use crate::docker::port_in_use;
+use crate::fsx::Access;
 use crate::ops::clone::clone_standby;
 use crate::ops::container::{data_initialized, own_mounts};
 use crate::ops::live as status;
 use crate::project;
-use crate::runner::Runner;
+use crate::runner::{FileOp, Runner};
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use cluster_config::compose::{self, STATE_DIR};
+use cluster_config::compose;
 use cluster_config::net::Cidr;
 use cluster_config::render::{self};
 use cluster_config::{Mode, Storage};
@@ -79,7 +80,7 @@ pub fn run(args: &SetupArgs, mode: Mode, runner: &dyn Runner) -> Result<()> {
         if mode != Mode::Sync && c.topology().replication.mode == Mode::Sync {
             bail!(
                 "{} has mode = \"Sync\"; use `cargo xtask setup-sync`",
-                c.loaded.path
+                c.path()
             );
         }
         let c = crate::ops::patroni::engine(c)?;
@@ -99,7 +100,7 @@ pub fn run(args: &SetupArgs, mode: Mode, runner: &dyn Runner) -> Result<()> {
         };
         bail!(
             "{} has mode = \"{:?}\"; use `cargo xtask {other}`",
-            c.loaded.path,
+            c.path(),
             t.replication.mode
         );
     }
@@ -108,7 +109,7 @@ pub fn run(args: &SetupArgs, mode: Mode, runner: &dyn Runner) -> Result<()> {
     for node in &t.nodes {
         let port = *node.port.get_ref();
         if !c.is_running(node.name())? && port_in_use(port) {
-            bail!("port {port} on 127.0.0.1, published by node {}, is already in use. Stop what listens there or change the node's `port` in {}.", node.name(), c.loaded.path);
+            bail!("port {port} on 127.0.0.1, published by node {}, is already in use. Stop what listens there or change the node's `port` in {}.", node.name(), c.path());
         }
     }
     // The topology against what the image's server accepts, the data
@@ -118,22 +119,30 @@ pub fn run(args: &SetupArgs, mode: Mode, runner: &dyn Runner) -> Result<()> {
         "{}: {} nodes, image {image}, {}",
         t.name(),
         t.nodes.len(),
-        c.docker.describe(runner)
+        c.docker().describe(runner)
     );
     phases.done("preflight");
 
     // Files: compose file, state folders, secrets.
-    let rendered = compose::render(&t, &c.loaded.path, &c.state_ref);
-    if !runner.dry_run() {
-        project::write_if_changed(&c.compose_file, &rendered)?;
-        for node in &t.nodes {
-            for st in [&node.data, &node.backup] {
-                if let Storage::Bind(dir) = st {
-                    crate::fsx::create_private_dir(&c.bind_path(dir))?;
-                }
+    let rendered = compose::render(&t, c.path(), c.state_ref());
+    runner.file(&FileOp::Write {
+        path: c.compose_file().to_path_buf(),
+        contents: rendered.into_bytes(),
+        access: Access::Public,
+    })?;
+    for node in &t.nodes {
+        for st in [&node.data, &node.backup] {
+            if let Storage::Bind(dir) = st {
+                runner.file(&FileOp::CreateDir {
+                    path: c.bind_path(dir),
+                    private: true,
+                })?;
             }
-            crate::fsx::create_dir(&c.state_dir().join("conf").join(node.name()))?;
         }
+        runner.file(&FileOp::CreateDir {
+            path: c.state_dir().join("conf").join(node.name()),
+            private: false,
+        })?;
     }
     let secrets = c.secrets()?;
     crate::pg_image::record(&c.state_dir(), &resolved.image, runner)?;
@@ -203,19 +212,13 @@ pub fn run(args: &SetupArgs, mode: Mode, runner: &dyn Runner) -> Result<()> {
         "SET synchronous_commit = local;\n\
          SELECT format('CREATE ROLE %I WITH REPLICATION LOGIN', {lit}) WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = {lit})\\gexec\n\
          ALTER ROLE {ident} WITH REPLICATION LOGIN PASSWORD {pw};\n",
-        lit = crate::cluster::literal(user),
-        ident = sql_ident(user),
-        pw = crate::cluster::literal(secrets.replication.expose()),
+        lit = crate::pg::sql::literal(user),
+        ident = crate::pg::sql::ident(user),
+        pw = crate::pg::sql::literal(secrets.replication.expose()),
     );
     c.sql_mut(&primary_name, &role_sql)?;
     for slot in render::slots(&t) {
-        c.sql_mut(
-            &primary_name,
-            &format!(
-                "SELECT pg_create_physical_replication_slot({s}) WHERE NOT EXISTS (SELECT FROM pg_replication_slots WHERE slot_name = {s})",
-                s = crate::cluster::literal(&slot)
-            ),
-        )?;
+        c.sql_mut(&primary_name, &crate::pg::sql::create_slot(&slot))?;
     }
     phases.done("role");
 
@@ -297,10 +300,6 @@ pub fn run(args: &SetupArgs, mode: Mode, runner: &dyn Runner) -> Result<()> {
     Ok(())
 }
 
-fn sql_ident(s: &str) -> String {
-    format!("\"{}\"", s.replace('"', "\"\""))
-}
-
 fn write_node_conf(c: &Cluster, node: &str, subnet: Option<&Cidr>, bootstrap: bool) -> Result<()> {
     let t = c.topology();
     let n = c.node(node)?;
@@ -309,17 +308,16 @@ fn write_node_conf(c: &Cluster, node: &str, subnet: Option<&Cidr>, bootstrap: bo
         conf.push_str("\n# Bootstrap: the image's first start commits before any standby exists.\nsynchronous_standby_names = ''\n");
     }
     let hba = render::pg_hba_conf(t, n, subnet);
-    if c.runner.dry_run() {
-        say!(
-            "[dry-run] write {STATE_DIR}/{}/conf/{node}/postgresql.conf and pg_hba.conf",
-            t.name()
-        );
-        return Ok(());
-    }
     let dir = c.state_dir().join("conf").join(node);
     let old_conf = std::fs::read_to_string(dir.join("postgresql.conf")).unwrap_or_default();
-    let changed = project::write_if_changed(&dir.join("postgresql.conf"), &conf)?
-        | project::write_if_changed(&dir.join("pg_hba.conf"), &hba)?;
+    let mut changed = false;
+    for (file, text) in [("postgresql.conf", &conf), ("pg_hba.conf", &hba)] {
+        changed |= c.runner().file(&FileOp::Write {
+            path: dir.join(file),
+            contents: text.clone().into_bytes(),
+            access: Access::Public,
+        })?;
+    }
     if changed && c.is_running(node)? && c.ready(node) {
         c.sql_mut(node, "SELECT pg_reload_conf()")?;
         // PostgreSQL's catalogue says which changes a reload cannot apply.
@@ -364,7 +362,7 @@ fn verify(c: &Cluster, primary: &str, timeout: Duration) -> Result<()> {
         .map(|n| n.name())
         .collect();
     let expected = status::expected_sync_states(t, primary);
-    poll(
+    c.poll(
         "every standby to stream with the expected sync_state",
         timeout,
         || {
@@ -379,21 +377,18 @@ fn verify(c: &Cluster, primary: &str, timeout: Duration) -> Result<()> {
             Ok(ok.then_some(()))
         },
     )?;
-    let token = crate::cluster::generate_password()?;
+    let token = crate::secrets::generate_password()?;
     c.sql_mut(
         primary,
         &format!(
-            "SET synchronous_commit = on;\nCREATE TABLE IF NOT EXISTS pgrepl_check (token text PRIMARY KEY, at timestamptz DEFAULT now());\n\
-             INSERT INTO pgrepl_check (token) VALUES ('{token}');"
+            "SET synchronous_commit = on;\n{}",
+            crate::pg::sql::insert_check(&token)
         ),
     )?;
     for s in &standbys {
-        poll(&format!("the check row on {s}"), timeout, || {
+        c.poll(&format!("the check row on {s}"), timeout, || {
             Ok((c
-                .sql(
-                    s,
-                    &format!("SELECT count(*) FROM pgrepl_check WHERE token = '{token}'"),
-                )
+                .sql(s, &crate::pg::sql::count_check(&token))
                 .ok()
                 .as_deref()
                 == Some("1"))

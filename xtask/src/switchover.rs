@@ -6,7 +6,7 @@
 //! the rest, restore the configured `synchronous_standby_names`, and print
 //! how long writes were impossible.
 
-use crate::cluster::{poll, Cluster};
+use crate::cluster::Cluster;
 use crate::ops::container::{self, one_off};
 use crate::ops::{live, standby, sync};
 use crate::project;
@@ -79,10 +79,10 @@ pub fn run(args: &SwitchoverArgs, runner: &dyn Runner) -> Result<()> {
     container::stop(&c, &old)?;
     if !runner.dry_run() {
         let out = c
-            .runner
+            .runner()
             .run(&one_off(&c, &old, "pg_controldata")?.arg(PGDATA).read_only())?;
         let ckpt = shutdown_checkpoint(&out.stdout)?;
-        let caught_up = poll(
+        let caught_up = c.poll(
             &format!("{target} to replay {old}'s shutdown checkpoint at {ckpt}"),
             Duration::from_secs(30).min(timeout),
             || {
@@ -119,7 +119,7 @@ pub fn run(args: &SwitchoverArgs, runner: &dyn Runner) -> Result<()> {
         let names = sync::narrowed_sync_names(&c, target)?;
         sync::set_sync_names(&c, target, Some(&names))?;
         if !names.is_empty() {
-            sync::prove_sync_commit(&c, target, &secrets, Duration::from_secs(15))?;
+            sync::prove_sync_commit(&c, target, Duration::from_secs(15))?;
             sync_again = Some(stopped_at.elapsed());
         }
     }
@@ -127,17 +127,17 @@ pub fn run(args: &SwitchoverArgs, runner: &dyn Runner) -> Result<()> {
     // checkpoint, before the new timeline begins, so no rewind is needed.
     let settings =
         render::standby_settings(t, c.node(&old)?, target, Some(secrets.replication.expose()));
-    c.runner.run(
+    c.runner().run(
         &one_off(&c, &old, "tee")?
             .arg(format!("{PGDATA}/postgresql.auto.conf"))
             .stdin(settings),
     )?;
-    c.runner
+    c.runner()
         .run(&one_off(&c, &old, "touch")?.arg(format!("{PGDATA}/standby.signal")))?;
     if t.replication.slots {
         c.sql_mut(
             target,
-            &standby::create_slot_sql(&c.node(&old)?.slot_name()),
+            &crate::pg::sql::create_slot(&c.node(&old)?.slot_name()),
         )?;
     }
     container::start(&c, &old)?;
@@ -146,12 +146,12 @@ pub fn run(args: &SwitchoverArgs, runner: &dyn Runner) -> Result<()> {
         return Ok(());
     }
     c.wait_ready(&old, timeout)?;
-    poll(&format!("{old} to stream from {target}"), timeout, || {
+    c.poll(&format!("{old} to stream from {target}"), timeout, || {
         Ok(live::is_streaming(&c, target, &old)?.then_some(()))
     })?;
     standby::ensure_read_only(&c, &old)?;
     sync::restore_sync_names(&c, target)?;
-    let commit_ms = sync::prove_sync_commit(&c, target, &secrets, Duration::from_secs(15))?;
+    let commit_ms = sync::prove_sync_commit(&c, target, Duration::from_secs(15))?;
     let sync_again = sync_again.unwrap_or_else(|| stopped_at.elapsed());
     say!(
         "switchover done: {target} is the primary (timeline {timeline}), {old} follows it. \

@@ -19,14 +19,6 @@ pub enum Kind {
 const KB: u64 = 1024;
 const MB: u64 = 1024 * KB;
 
-/// The kind of a setting, from PostgreSQL's catalogue
-/// ([`crate::settings`]); unknown names read as text.
-pub fn kind_of(name: &str) -> Kind {
-    crate::settings::lookup(name)
-        .map(|s| s.kind())
-        .unwrap_or(Kind::Text)
-}
-
 /// Parses a boolean the way PostgreSQL's `parse_bool` does: `on`, `off`,
 /// `1`, `0`, and any unambiguous prefix of `true`, `false`, `yes`, `no`.
 pub fn parse_bool(raw: &str) -> Option<bool> {
@@ -247,19 +239,14 @@ mod tests {
 
     #[test]
     fn memory_units() {
-        let mb = kind_of("wal_keep_size");
+        // wal_keep_size, min_wal_size: MB; work_mem: kB; shared_buffers: 8kB.
+        let mb = Kind::Memory(MB);
         assert_eq!(parse_quantity("32", mb).unwrap(), 32 << 20);
         assert_eq!(parse_quantity("1GB", mb).unwrap(), 1 << 30);
+        assert_eq!(parse_quantity("80MB", Kind::Memory(MB)).unwrap(), 80 << 20);
+        assert_eq!(parse_quantity("16kB", Kind::Memory(KB)).unwrap(), 16 << 10);
         assert_eq!(
-            parse_quantity("80MB", kind_of("min_wal_size")).unwrap(),
-            80 << 20
-        );
-        assert_eq!(
-            parse_quantity("16kB", kind_of("work_mem")).unwrap(),
-            16 << 10
-        );
-        assert_eq!(
-            parse_quantity("128", kind_of("shared_buffers")).unwrap(),
+            parse_quantity("128", Kind::Memory(8 * KB)).unwrap(),
             128 * 8192
         );
         assert_eq!(parse_quantity("1.5GB", mb).unwrap(), 3 << 29);
@@ -271,11 +258,12 @@ mod tests {
 
     #[test]
     fn time_units() {
-        let ms = kind_of("wal_sender_timeout");
+        // wal_sender_timeout: ms; checkpoint_timeout: s.
+        let ms = Kind::Time(1000);
         assert_eq!(parse_quantity("5min", ms).unwrap(), 300_000_000);
         assert_eq!(parse_quantity("60000", ms).unwrap(), 60_000_000);
         assert_eq!(
-            parse_quantity("30s", kind_of("checkpoint_timeout")).unwrap(),
+            parse_quantity("30s", Kind::Time(1_000_000)).unwrap(),
             30_000_000
         );
         assert_eq!(parse_quantity("-1", ms).unwrap(), -1);

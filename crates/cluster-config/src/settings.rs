@@ -341,6 +341,13 @@ fn distance(a: &str, b: &str) -> usize {
     prev[b.len()]
 }
 
+/// How a setting's value is read (its unit), by the newest committed
+/// catalogue; unknown names read as text. Units do not change between
+/// majors.
+pub fn kind_of(name: &str) -> Kind {
+    lookup(name).map(Setting::kind).unwrap_or(Kind::Text)
+}
+
 /// Whether changing the setting needs a server restart, by the newest
 /// committed catalogue; unknown settings are taken to need one.
 pub fn needs_restart(name: &str) -> bool {

@@ -96,7 +96,7 @@ impl NodeView {
 
     fn quantity(&self, name: &str) -> Option<(i128, Location)> {
         let (raw, loc) = self.raw(name);
-        guc::parse_quantity(&raw, guc::kind_of(name))
+        guc::parse_quantity(&raw, settings::kind_of(name))
             .ok()
             .map(|v| (v, loc))
     }

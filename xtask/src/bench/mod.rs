@@ -481,7 +481,7 @@ pub struct Pgbench {
 fn pgbench(c: &Cluster, node: &str, env: &[String], args: &[String]) -> Result<Pgbench> {
     let t = c.topology();
     let id = crate::ops::container::id_of(c, node)?;
-    let mut cmd = c.docker.cmd().arg("exec");
+    let mut cmd = c.docker().cmd().arg("exec");
     for e in env {
         cmd = cmd.args(["-e", e]);
     }
@@ -490,7 +490,7 @@ fn pgbench(c: &Cluster, node: &str, env: &[String], args: &[String]) -> Result<P
         .arg(t.database.owner.get_ref().as_str())
         .args(args.iter().cloned())
         .arg(t.database.name.get_ref().as_str());
-    let out = c.runner.run(&cmd)?;
+    let out = c.runner().run(&cmd)?;
     parse_pgbench(&out.stdout)
         .with_context(|| format!("reading pgbench's figures on {node}:\n{}", out.stdout))
 }
@@ -518,8 +518,8 @@ fn pgbench_init(c: &Cluster, primary: &str, scale: Option<u32>) -> Result<()> {
     };
     let t = c.topology();
     let id = crate::ops::container::id_of(c, primary)?;
-    c.runner.run(
-        &c.docker
+    c.runner().run(
+        &c.docker()
             .cmd()
             .args([
                 "exec",

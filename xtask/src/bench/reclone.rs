@@ -40,7 +40,7 @@ pub fn bench(topology: &Path, args: &BenchArgs, runner: &dyn Runner) -> Result<T
     let user = crate::docker::run_as_user().unwrap_or_else(|| "postgres".into());
     let started = Instant::now();
     runner.run(
-        &c.docker
+        &c.docker()
             .cmd()
             .args(["run", "--rm", "--volumes-from", &id, "--network"])
             .arg(network(&c))

@@ -4,7 +4,7 @@
 //! standby's start until it streams.
 
 use super::{fresh, ratio, secs, Table};
-use crate::cluster::{poll, Cluster};
+use crate::cluster::Cluster;
 use crate::ops::container::{id_of, network};
 use crate::ops::live::is_streaming;
 use crate::runner::{Runner, Secret};
@@ -35,10 +35,10 @@ pub fn bench(topology: &Path, runner: &dyn Runner) -> Result<Table> {
     let label = format!("{LABEL_CLUSTER}={}", c.name());
 
     // 1. initdb and start of a primary, in a plain container.
-    let pw = Secret::new(crate::cluster::generate_password()?);
+    let pw = Secret::new(crate::secrets::generate_password()?);
     let started = Instant::now();
     let out = runner.run(
-        &c.docker
+        &c.docker()
             .cmd()
             .args([
                 "run",
@@ -57,9 +57,9 @@ pub fn bench(topology: &Path, runner: &dyn Runner) -> Result<Table> {
             .secret_env("POSTGRES_PASSWORD", &pw),
     )?;
     let id = out.stdout.trim().to_string();
-    let ready = poll("the plain primary to accept connections", timeout, || {
+    let ready = c.poll("the plain primary to accept connections", timeout, || {
         let r = runner.run_unchecked(
-            &c.docker
+            &c.docker()
                 .cmd()
                 .args(["exec", &id, "pg_isready", "-q", "-h", "127.0.0.1"])
                 .read_only(),
@@ -67,7 +67,7 @@ pub fn bench(topology: &Path, runner: &dyn Runner) -> Result<Table> {
         Ok(r.success.then_some(()))
     });
     let init = started.elapsed();
-    runner.run(&c.docker.cmd().args(["rm", "-f", "-v", &id]))?;
+    runner.run(&c.docker().cmd().args(["rm", "-f", "-v", &id]))?;
     ready?;
 
     // 2. pg_basebackup of the primary, one standby's worth at a time.
@@ -76,7 +76,7 @@ pub fn bench(topology: &Path, runner: &dyn Runner) -> Result<Table> {
         let started = Instant::now();
         runner
             .run(
-                &c.docker
+                &c.docker()
                     .cmd()
                     .args(["run", "--rm", "--label", &label, "--network"])
                     .arg(network(&c))
@@ -110,13 +110,13 @@ pub fn bench(topology: &Path, runner: &dyn Runner) -> Result<Table> {
     let mut starts = Vec::new();
     for s in &standbys {
         let id = id_of(&c, s)?;
-        runner.run(&c.docker.cmd().args(["stop", "-t", "60", &id]))?;
-        poll(&format!("{s} to leave {primary}"), timeout, || {
+        runner.run(&c.docker().cmd().args(["stop", "-t", "60", &id]))?;
+        c.poll(&format!("{s} to leave {primary}"), timeout, || {
             Ok((!is_streaming(&c, &primary, s)?).then_some(()))
         })?;
         let started = Instant::now();
-        runner.run(&c.docker.cmd().args(["start", &id]))?;
-        poll(&format!("{s} to stream again"), timeout, || {
+        runner.run(&c.docker().cmd().args(["start", &id]))?;
+        c.poll(&format!("{s} to stream again"), timeout, || {
             Ok(is_streaming(&c, &primary, s)?.then_some(()))
         })?;
         starts.push((s.clone(), started.elapsed()));

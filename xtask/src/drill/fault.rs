@@ -1,6 +1,6 @@
 //! The faults a drill injects into the primary (and around it).
 
-use crate::cluster::{poll, Cluster};
+use crate::cluster::Cluster;
 use crate::ops::container;
 use anyhow::Result;
 use clap::ValueEnum;
@@ -47,7 +47,7 @@ pub fn cancel_sync_waits(
     timeout: Duration,
     mut enough: impl FnMut() -> bool,
 ) -> Result<()> {
-    poll("cancelled synchronous waits", timeout, || {
+    c.poll("cancelled synchronous waits", timeout, || {
         c.sql_mut(
             primary,
             "SELECT count(pg_cancel_backend(pid)) FROM pg_stat_activity \

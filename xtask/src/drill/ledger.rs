@@ -4,7 +4,8 @@
 //! new primary are read by the caller.
 
 use super::writer::{Event, Outcome, DRILL_TABLE};
-use crate::cluster::{literal, Cluster};
+use crate::cluster::Cluster;
+use crate::pg::sql::literal;
 use anyhow::{Context, Result};
 use std::collections::BTreeMap;
 

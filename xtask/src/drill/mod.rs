@@ -19,7 +19,7 @@ pub mod patroni;
 pub mod plot;
 pub mod writer;
 
-use crate::cluster::{ms, poll, Cluster, Secrets, INTERRUPTED};
+use crate::cluster::Cluster;
 use crate::ops::container::{self, port_of};
 use crate::ops::failover::{self, Request};
 use crate::ops::live::{self, NodeStatus};
@@ -27,6 +27,8 @@ use crate::ops::standby::{ensure_read_only, rejoin};
 use crate::ops::sync::restore_sync_names;
 use crate::project;
 use crate::runner::Runner;
+use crate::secrets::Secrets;
+use crate::wait::ms;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use cluster_config::live::{LiveRole, SyncState};
@@ -35,7 +37,6 @@ use ledger::Ledger;
 use serde::Serialize;
 use std::collections::BTreeSet;
 use std::path::PathBuf;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 use writer::{Outcome, Writer, DRILL_TABLE};
 
@@ -169,12 +170,13 @@ pub fn execute(args: &DrillArgs, runner: &dyn Runner) -> Result<DrillReport> {
     if patroni {
         patroni::apply_timings(&c, args.patroni_timings.timings())?;
     }
-    let _ = ctrlc::set_handler(|| {
+    let interrupt = c.interrupt().clone();
+    let _ = ctrlc::set_handler(move || {
         warn!("\ninterrupt: stopping the writer after the current step");
-        INTERRUPTED.store(true, Ordering::SeqCst);
+        interrupt.set();
     });
     let secrets = c.secrets()?;
-    let run_id = crate::cluster::generate_password()?[..12].to_string();
+    let run_id = crate::secrets::generate_password()?[..12].to_string();
     say!("drill run {run_id} on {}", c.name());
     let mut rounds = Vec::new();
     for round in 1..=args.rounds {
@@ -188,7 +190,7 @@ pub fn execute(args: &DrillArgs, runner: &dyn Runner) -> Result<DrillReport> {
         let r = match result {
             Ok(r) => r,
             Err(e) => {
-                if INTERRUPTED.load(Ordering::SeqCst) {
+                if c.interrupt().is_set() {
                     print_state(&c);
                 }
                 return Err(e.context(format!("round {round} ({fault})")));
@@ -403,7 +405,7 @@ fn drill_round(
         report.also_failed = Some(victim.clone());
         // Commits go on once the potential standby has become synchronous.
         let mark = Instant::now();
-        let took_over = poll(
+        let took_over = c.poll(
             "a potential standby to take over as synchronous",
             timeout,
             || {
@@ -505,7 +507,7 @@ fn drill_round(
             let id = c
                 .container(&old)?
                 .context("the old primary has no container")?;
-            c.runner.run(&c.docker.cmd().args(["start", &id]))?;
+            c.runner().run(&c.docker().cmd().args(["start", &id]))?;
             c.wait_ready(&old, timeout)?;
             let in_recovery = c.sql(&old, "SELECT pg_is_in_recovery()")? == "t";
             let read_only = in_recovery && ensure_read_only(c, &old).is_ok();
@@ -550,7 +552,7 @@ fn drill_round(
         restore_sync_names(c, &new)?;
         let t = c.topology();
         let expected = live::expected_sync_states(t, &new);
-        poll(
+        c.poll(
             "every standby to stream with its configured sync_state",
             timeout,
             || {
@@ -600,7 +602,7 @@ fn warm_writer(
         port,
     );
     let start = Instant::now();
-    poll(
+    c.poll(
         "the writer's first acknowledged commits",
         Duration::from_secs(args.timeout),
         || {
@@ -635,7 +637,7 @@ fn observe_new_primary(
 ) -> Result<()> {
     let new_port = port_of(c, new)?;
     writer.point_at(Some(new_port));
-    poll("acknowledged writes on the new primary", timeout, || {
+    c.poll("acknowledged writes on the new primary", timeout, || {
         Ok((writer.acknowledged_on(new_port, marks.promoted) >= 20).then_some(()))
     })?;
     let events = writer.finish();
@@ -694,7 +696,7 @@ fn median(sorted: &[u64]) -> u64 {
     }
 }
 fn check_interrupt(c: &Cluster) -> Result<()> {
-    if INTERRUPTED.load(Ordering::SeqCst) {
+    if c.interrupt().is_set() {
         print_state(c);
         bail!("interrupted: the writer is stopped and the cluster is as shown above");
     }

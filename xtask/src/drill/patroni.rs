@@ -4,9 +4,11 @@
 //! contains detection: the leader key's expiry in etcd and Patroni's loop.
 
 use super::{DrillArgs, RoundReport};
-use crate::cluster::{ms, poll, Cluster, Secrets};
+use crate::cluster::Cluster;
 use crate::ops::container;
 use crate::ops::patroni::{self as engine, leader, members, wait_healthy};
+use crate::secrets::Secrets;
+use crate::wait::ms;
 use anyhow::{bail, Context, Result};
 use std::time::{Duration, Instant};
 
@@ -63,7 +65,7 @@ pub fn round(
     container::kill(c, &old)?;
     // The writer keeps trying the old leader's port, as a client with a
     // fixed address would, until the tool sees the new leader.
-    let new = poll("Patroni to promote a new leader", timeout, || {
+    let new = c.poll("Patroni to promote a new leader", timeout, || {
         let m = members(c)?;
         Ok(leader(&m).filter(|l| *l != old))
     })?;
@@ -94,7 +96,7 @@ pub fn round(
     if !args.no_rejoin {
         let id = container::id_of(c, &old)?;
         let started = Instant::now();
-        c.runner.run(&c.docker.cmd().args(["start", &id]))?;
+        c.runner().run(&c.docker().cmd().args(["start", &id]))?;
         let after = wait_healthy(c, timeout)?;
         report.rejoin_ms = Some(ms(started.elapsed()));
         report.rejoined_by = Some(format!("{old}: Patroni (use_pg_rewind)"));

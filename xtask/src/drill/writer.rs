@@ -3,7 +3,7 @@
 //! outcome. The thread is stopped and joined whenever the writer is
 //! dropped, on every exit path of a round.
 
-use crate::ops::client::connect;
+use crate::pg::client::connect;
 use crate::runner::Secret;
 use cluster_config::Topology;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -3,8 +3,9 @@
 //! folder (basebackup, and the fallback of every rejoin).
 
 use super::live as status;
-use crate::cluster::{poll, Cluster};
+use crate::cluster::Cluster;
 use crate::project;
+use crate::runner::FileOp;
 use anyhow::{bail, Context, Result};
 use cluster_config::live::Lsn;
 use cluster_config::render::{self, BACKUP_DIR, PGDATA};
@@ -51,7 +52,7 @@ pub fn clone_standby(
     let t = c.topology();
     let settings = render::standby_settings(t, c.node(node)?, primary, Some(password.expose()));
     let started = Instant::now();
-    let out = c.runner.run_unchecked(
+    let out = c.runner().run_unchecked(
         &super::container::one_off_as(c, node, "sh", None, &["PGPASSWORD"])?
             .args(["-c", CLONE_SCRIPT, "pgrepl-clone"])
             .arg(format!("{BACKUP_DIR}/{CLONE_MARKER}"))
@@ -62,7 +63,7 @@ pub fn clone_standby(
             .secret_env("PGPASSWORD", password)
             .stdin(settings),
     )?;
-    if c.runner.dry_run() {
+    if c.runner().dry_run() {
         return Ok(());
     }
     let said = |m: &str| out.stdout.lines().any(|l| l.trim() == m);
@@ -186,7 +187,7 @@ pub fn reclone(
     sysid: &str,
     timeout: Duration,
 ) -> Result<()> {
-    let r = c.runner;
+    let r = c.runner();
     let data = host_dir(c, node, "data")?;
     let backup = host_dir(c, node, "backup")?;
     let (base, label_path) = (backup.join(BASE), backup.join(LABEL));
@@ -207,12 +208,12 @@ pub fn reclone(
             say!("{node}: a verified backup is already in its backup folder; resuming");
         }
         None => {
-            if base.exists() && !r.dry_run() {
+            if base.exists() {
                 say!(
                     "{node}: removing an incomplete backup from {}",
                     project::display(&base)
                 );
-                datamove::remove_all(&base)?;
+                r.file(&FileOp::RemoveAll { path: base.clone() })?;
             }
             crate::ops::container::own_mounts(c, node)?;
             let target = format!("{BACKUP_DIR}/{BASE}");
@@ -246,13 +247,15 @@ pub fn reclone(
                     .streaming(),
             )
             .context("pg_basebackup or pg_verifybackup failed; the data folder is untouched")?;
-            if !r.dry_run() {
-                let l = Label {
-                    node: node.to_string(),
-                    system_identifier: sysid.to_string(),
-                };
-                crate::cluster::write_private(&label_path, &l.render())?;
-            }
+            let l = Label {
+                node: node.to_string(),
+                system_identifier: sysid.to_string(),
+            };
+            r.file(&FileOp::Write {
+                path: label_path.clone(),
+                contents: l.render().into_bytes(),
+                access: crate::fsx::Access::Private,
+            })?;
             say!(
                 "{node}: backup verified ({:.1}s)",
                 started.elapsed().as_secs_f64()
@@ -260,7 +263,7 @@ pub fn reclone(
         }
     }
     let id = super::container::id_of(c, node)?;
-    r.run(&c.docker.cmd().args(["stop", "-t", "60", &id]))?;
+    r.run(&c.docker().cmd().args(["stop", "-t", "60", &id]))?;
     if r.dry_run() {
         say!(
             "[dry-run] replace {} with {}",
@@ -271,7 +274,9 @@ pub fn reclone(
         // A run killed after the verified backup was renamed into place
         // and before its label went: the move is done.
         say!("{node}: the verified backup was already moved into its data folder");
-        std::fs::remove_file(&label_path)?;
+        r.file(&FileOp::RemoveFile {
+            path: label_path.clone(),
+        })?;
     } else {
         let stats = move_with_progress(&base, &data)?;
         say!(
@@ -282,10 +287,12 @@ pub fn reclone(
             stats.bytes as f64 / 1048576.0 / stats.seconds.max(1e-6)
         );
         // The backup served its purpose; a stale one must never be reused.
-        std::fs::remove_file(&label_path)?;
-        datamove::remove_all(&base)?;
+        r.file(&FileOp::RemoveFile {
+            path: label_path.clone(),
+        })?;
+        r.file(&FileOp::RemoveAll { path: base.clone() })?;
     }
-    r.run(&c.docker.cmd().args(["start", &id]))?;
+    r.run(&c.docker().cmd().args(["start", &id]))?;
     if r.dry_run() {
         return Ok(());
     }
@@ -294,7 +301,7 @@ pub fn reclone(
     let removal = std::thread::spawn(move || datamove::remove_all(&set_aside));
     c.wait_ready(node, timeout)?;
     let target_lsn = c.sql(primary, "SELECT pg_current_wal_lsn()")?;
-    poll(
+    c.poll(
         &format!("{node} to stream and replay up to {target_lsn}"),
         timeout,
         || {

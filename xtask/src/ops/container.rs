@@ -3,7 +3,7 @@
 //! holds, and starting, stopping, killing and fencing a node.
 
 use crate::cluster::Cluster;
-use crate::runner::Cmd;
+use crate::runner::{Cmd, FileOp};
 use anyhow::{bail, Context, Result};
 use cluster_config::net::Cidr;
 use cluster_config::render::{BACKUP_DIR, PGDATA};
@@ -37,7 +37,7 @@ pub fn one_off_as(
     let env_args = env.iter().flat_map(|v| ["-e", v]);
     Ok(match c.container(node).ok().flatten() {
         Some(id) => c
-            .docker
+            .docker()
             .cmd()
             .args(["run", "--rm", "-i", "--volumes-from", &id, "--network"])
             .arg(network(c))
@@ -70,7 +70,7 @@ pub fn own_mounts(c: &Cluster, node: &str) -> Result<()> {
         }
         None => ("postgres".to_string(), "postgres".to_string()),
     };
-    c.runner.run(
+    c.runner().run(
         &one_off_as(c, node, "install", Some("0"), &[])?
             .args(["-d", "-m", "0700", "-o"])
             .arg(owner)
@@ -82,7 +82,7 @@ pub fn own_mounts(c: &Cluster, node: &str) -> Result<()> {
 }
 
 pub fn data_initialized(c: &Cluster, node: &str) -> Result<bool> {
-    let out = c.runner.run_unchecked(
+    let out = c.runner().run_unchecked(
         &one_off(c, node, "test")?
             .args(["-s", &format!("{PGDATA}/PG_VERSION")])
             .read_only(),
@@ -102,7 +102,7 @@ pub fn id_of(c: &Cluster, node: &str) -> Result<String> {
 
 /// Starts a node's container (created by setup).
 pub fn start(c: &Cluster, node: &str) -> Result<()> {
-    c.runner
+    c.runner()
         .run(&c.compose()?.args(["up", "-d", "--no-deps", node]))?;
     Ok(())
 }
@@ -110,15 +110,15 @@ pub fn start(c: &Cluster, node: &str) -> Result<()> {
 /// A clean stop: the server's fast shutdown (SIGINT), which sends all of a
 /// primary's WAL to its connected standbys before it exits.
 pub fn stop(c: &Cluster, node: &str) -> Result<()> {
-    c.runner.run(&c.compose()?.args(["stop", node]))?;
+    c.runner().run(&c.compose()?.args(["stop", node]))?;
     Ok(())
 }
 
 /// SIGKILL: a crash, no shutdown at all.
 pub fn kill(c: &Cluster, node: &str) -> Result<()> {
     let id = id_of(c, node)?;
-    c.runner
-        .run(&c.docker.cmd().args(["kill", "--signal", "KILL", &id]))?;
+    c.runner()
+        .run(&c.docker().cmd().args(["kill", "--signal", "KILL", &id]))?;
     Ok(())
 }
 
@@ -138,16 +138,22 @@ pub fn fence(c: &Cluster, node: &str) -> Result<()> {
     match &c.node(node)?.data {
         // A bind-mounted folder is written from the host at once (the host
         // user owns it, or is root); a volume through a one-off container.
-        Storage::Bind(dir) if !c.runner.dry_run() => {
+        Storage::Bind(dir) => {
             let data = c.bind_path(dir);
             for f in ["standby.signal", FENCE_MARKER] {
-                std::fs::write(data.join(f), b"").with_context(|| {
-                    format!("fencing {node}: writing {f} into {}", data.display())
-                })?;
+                c.runner()
+                    .file(&FileOp::Write {
+                        path: data.join(f),
+                        contents: vec![],
+                        access: crate::fsx::Access::Private,
+                    })
+                    .with_context(|| {
+                        format!("fencing {node}: writing {f} into {}", data.display())
+                    })?;
             }
         }
         _ => {
-            c.runner.run(&one_off(c, node, "touch")?.args([
+            c.runner().run(&one_off(c, node, "touch")?.args([
                 format!("{PGDATA}/standby.signal"),
                 format!("{PGDATA}/{FENCE_MARKER}"),
             ]))?;
@@ -166,8 +172,8 @@ pub fn network(c: &Cluster) -> String {
 /// the network exists: the topology's, if it names one).
 pub fn subnet(c: &Cluster) -> Result<Option<Cidr>> {
     let net = format!("{}_{}", c.name(), c.topology().network.name);
-    let out = c.runner.run_unchecked(
-        &c.docker
+    let out = c.runner().run_unchecked(
+        &c.docker()
             .cmd()
             .args([
                 "network",
@@ -179,7 +185,7 @@ pub fn subnet(c: &Cluster) -> Result<Option<Cidr>> {
             .read_only(),
     )?;
     if !out.success {
-        if c.runner.dry_run() {
+        if c.runner().dry_run() {
             return Ok(c.topology().subnet().map(|s| s.cidr()));
         }
         bail!(
@@ -200,18 +206,20 @@ pub fn subnet(c: &Cluster) -> Result<Option<Cidr>> {
 /// Cuts a node off the cluster network; it stays alive.
 pub fn disconnect(c: &Cluster, node: &str) -> Result<()> {
     let id = id_of(c, node)?;
-    c.runner.run(
-        &c.docker
-            .cmd()
-            .args(["network", "disconnect", "--force", &network(c), &id]),
-    )?;
+    c.runner().run(&c.docker().cmd().args([
+        "network",
+        "disconnect",
+        "--force",
+        &network(c),
+        &id,
+    ]))?;
     Ok(())
 }
 
 /// Puts a node back on the cluster network under its host name.
 pub fn reconnect(c: &Cluster, node: &str) -> Result<()> {
     let id = id_of(c, node)?;
-    let out = c.runner.run_unchecked(&c.docker.cmd().args([
+    let out = c.runner().run_unchecked(&c.docker().cmd().args([
         "network",
         "connect",
         "--alias",
@@ -229,8 +237,8 @@ pub fn reconnect(c: &Cluster, node: &str) -> Result<()> {
 /// stay open but nothing answers.
 pub fn pause(c: &Cluster, node: &str, paused: bool) -> Result<()> {
     let id = id_of(c, node)?;
-    c.runner.run(
-        &c.docker
+    c.runner().run(
+        &c.docker()
             .cmd()
             .args([if paused { "pause" } else { "unpause" }, &id]),
     )?;

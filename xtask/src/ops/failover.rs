@@ -8,7 +8,9 @@ use super::container;
 use super::live;
 use super::standby::{promote, repoint};
 use super::sync::{narrowed_sync_names, prove_sync_commit, set_sync_names};
-use crate::cluster::{ms, Cluster, Secrets};
+use crate::cluster::Cluster;
+use crate::secrets::Secrets;
+use crate::wait::ms;
 use anyhow::Result;
 pub use cluster_config::live::Choice;
 use cluster_config::live::{Ask, Candidate, LiveRole, Lsn, SyncState};
@@ -112,7 +114,7 @@ pub fn run(c: &Cluster, secrets: &Secrets, req: &Request) -> Result<Done> {
         .collect();
     // Side by side: each standby's walreceiver restarts on its own. A dry
     // run keeps the plan in order.
-    let results: Vec<Result<()>> = if c.runner.dry_run() {
+    let results: Vec<Result<()>> = if c.runner().dry_run() {
         others
             .iter()
             .map(|s| repoint(c, s, &choice.node, secrets, req.timeout))
@@ -141,12 +143,7 @@ pub fn run(c: &Cluster, secrets: &Secrets, req: &Request) -> Result<Done> {
     let sync_commit_ms = if names.is_empty() {
         None
     } else {
-        Some(prove_sync_commit(
-            c,
-            &choice.node,
-            secrets,
-            Duration::from_secs(15),
-        )?)
+        Some(prove_sync_commit(c, &choice.node, Duration::from_secs(15))?)
     };
     Ok(Done {
         choice,
@@ -157,4 +154,120 @@ pub fn run(c: &Cluster, secrets: &Secrets, req: &Request) -> Result<Done> {
         sync_names: names,
         sync_commit_ms,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runner::Recording;
+    use crate::testing::{cluster, Server, Servers};
+
+    const FIRST1: &str = "FIRST 1 (\"slave1-db\", \"slave2-db\", \"master-db\")";
+
+    fn request<'a>(to: Option<&'a str>) -> Request<'a> {
+        Request {
+            fence: vec!["master-db".into()],
+            down: ["master-db".to_string()].into(),
+            states: None,
+            enforced: cluster_config::syncrep::parse(FIRST1).unwrap(),
+            to,
+            allow_data_loss: false,
+            timeout: Duration::from_secs(5),
+            on_promoted: None,
+        }
+    }
+
+    fn servers(slave1: Option<&str>, slave2: Option<&str>) -> Servers {
+        let s = Servers::default();
+        let mut nodes = s.nodes.lock().unwrap();
+        if let Some(l) = slave1 {
+            nodes.insert("slave1-db".into(), Server::standby(l, "master-db"));
+        }
+        if let Some(l) = slave2 {
+            nodes.insert("slave2-db".into(), Server::standby(l, "master-db"));
+        }
+        drop(nodes);
+        s
+    }
+
+    #[test]
+    fn the_primary_gone_the_furthest_standby_is_chosen() {
+        let rec = Recording::default();
+        let s = servers(Some("0/5000100"), Some("0/5000000"));
+        let c = cluster(&rec, &s);
+        let choice = choose(&c, &request(None)).unwrap();
+        assert_eq!(choice.node, "slave1-db");
+        assert!(choice.guaranteed, "{}", choice.why);
+        // Choosing changes nothing.
+        assert!(s.changes.lock().unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_choice_that_may_lose_commits_is_refused_with_nothing_changed() {
+        let rec = Recording::default();
+        // The synchronous standby is gone with the primary: slave2 may lack
+        // acknowledged commits.
+        let s = servers(None, Some("0/5000000"));
+        let c = cluster(&rec, &s);
+        let err = choose(&c, &request(None)).unwrap_err().to_string();
+        assert!(
+            err.contains("refusing to promote slave2-db") && err.contains("--allow-data-loss"),
+            "{err}"
+        );
+        assert!(s.changes.lock().unwrap().is_empty());
+        // --to a standby behind the one that holds everything: refused too.
+        let s = servers(Some("0/5000100"), Some("0/5000000"));
+        let c = cluster(&rec, &s);
+        let err = choose(&c, &request(Some("slave2-db")))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("has received only 0/5000000"), "{err}");
+        let mut forced = request(Some("slave2-db"));
+        forced.allow_data_loss = true;
+        let choice = choose(&c, &forced).unwrap();
+        assert!(!choice.guaranteed && choice.why.starts_with("--allow-data-loss"));
+    }
+
+    #[test]
+    fn the_whole_failover_promotes_repoints_and_narrows() {
+        let rec = Recording::default();
+        let s = servers(Some("0/5000100"), Some("0/5000000"));
+        let c = cluster(&rec, &s);
+        let done = run(&c, &crate::secrets::Secrets::dry_run(), &request(None));
+        let changes = s.changes.lock().unwrap().clone();
+        let done = done.unwrap_or_else(|e| panic!("{e:#}\n{changes:?}\n{:?}", rec.lines()));
+        // The old primary was fenced (standby.signal and the fence marker
+        // in its data folder, so a restart is read-only); the promotion
+        // came before the re-point.
+        let files: Vec<String> = rec
+            .files
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|f| f.to_string())
+            .collect();
+        assert!(
+            files
+                .iter()
+                .any(|f| f.contains("postgres_data_master/standby.signal"))
+                && files
+                    .iter()
+                    .any(|f| f.contains("postgres_data_master/pgrepl.fenced")),
+            "{files:?}"
+        );
+        let promote = changes
+            .iter()
+            .position(|l| l.contains("pg_promote"))
+            .unwrap();
+        let repoint = changes
+            .iter()
+            .position(|l| l.starts_with("slave2-db: ALTER SYSTEM SET primary_conninfo"))
+            .unwrap();
+        assert!(promote < repoint, "{changes:?}");
+        assert_eq!(done.choice.node, "slave1-db");
+        // Narrowed to the standby connected now: never waiting for the
+        // failed primary.
+        assert_eq!(done.sync_names, "FIRST 1 (\"slave2-db\")", "{changes:?}");
+        assert!(!done.sync_names.contains("master-db"));
+    }
 }

@@ -2,7 +2,8 @@
 //! about roles, WAL positions, replication and slots is parsed here, into
 //! the typed state of `cluster_config::live`.
 
-use crate::cluster::{literal, Cluster};
+use crate::cluster::Cluster;
+use crate::pg::sql::literal;
 use anyhow::{bail, Context, Result};
 use cluster_config::live::{self, LiveRole, Lsn, SyncState};
 use cluster_config::syncrep;
@@ -152,11 +153,7 @@ pub fn find_primary(c: &Cluster) -> Result<Option<String>> {
     let mut writable = Vec::new();
     for n in &c.topology().nodes {
         const Q: &str = "SELECT pg_is_in_recovery()";
-        let answer = match c.try_direct(n.name(), Q) {
-            Some(a) => a.ok(),
-            None if c.is_running(n.name())? => c.sql(n.name(), Q).ok(),
-            None => None,
-        };
+        let answer = c.probe(n.name(), Q)?;
         if answer.as_deref() == Some("f") {
             writable.push(n.name().to_string());
         }
@@ -184,13 +181,7 @@ pub fn collect(c: &Cluster) -> Result<Vec<NodeStatus>> {
     let mut rows = Vec::new();
     for n in &t.nodes {
         let mut row = NodeStatus::down(n.name());
-        // A direct connection answers in milliseconds; only a node it
-        // cannot reach costs the container lookups.
-        let probe = match c.try_direct(n.name(), PROBE) {
-            Some(answer) => answer.ok(),
-            None if c.is_running(n.name())? => c.sql(n.name(), PROBE).ok(),
-            None => None,
-        };
+        let probe = c.probe(n.name(), PROBE)?;
         const PROBE: &str = "SELECT pg_is_in_recovery(), \
                  CASE WHEN pg_is_in_recovery() THEN (SELECT timeline_id FROM pg_control_checkpoint())::text \
                       ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int::text END, \

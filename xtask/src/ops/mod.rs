@@ -2,7 +2,6 @@
 //! tasks (setup, basebackup, status, down, failover, switchover, rejoin,
 //! failover-drill) stand side by side on it and never import one another.
 
-pub mod client;
 pub mod clone;
 pub mod container;
 pub mod failover;

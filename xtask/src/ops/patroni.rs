@@ -5,10 +5,11 @@
 //! Members are read from Patroni's REST API (`GET /cluster`) on each node's
 //! published REST port (see `cluster_config::patroni::rest_port`).
 
-use crate::cluster::{poll, write_private, Cluster, Stop};
+use crate::cluster::Cluster;
 use crate::ops::container::one_off_as;
 use crate::project;
 use crate::runner::Runner;
+use crate::secrets::write_private;
 use anyhow::{bail, Context, Result};
 use clap::ValueEnum;
 use cluster_config::compose::LABEL_CLUSTER;
@@ -79,7 +80,7 @@ pub fn engine<'r>(c: Cluster<'r>) -> Result<Cluster<'r>> {
         other => bail!(
             "the Patroni engine runs PostgreSQL {major} (Debian bookworm's patroni 3.0.2 in {IMAGE}), but {} asks for {}: \
              set `postgres = {major}` in its [cluster] to run it under Patroni",
-            c.loaded.path,
+            c.path(),
             other.map(|m| format!("PostgreSQL {m}")).unwrap_or_else(|| "an image of its own".into())
         ),
     }
@@ -229,7 +230,7 @@ pub fn setup(c: &Cluster, runner: &dyn Runner, timings: Timings, timeout: Durati
                 "node {} has the name of one of the Patroni engine's etcd services ({}); rename it in {}",
                 n.name(),
                 patroni::ETCD_SERVICES.join(", "),
-                c.loaded.path
+                c.path()
             );
         }
     }
@@ -245,7 +246,7 @@ pub fn setup(c: &Cluster, runner: &dyn Runner, timings: Timings, timeout: Durati
                 "node {} publishes PostgreSQL on {pg}: its Patroni REST API would be on {rest} (port + 1000), beyond 65535; \
                  give it a port of at most 64535 in {}",
                 n.name(),
-                c.loaded.path
+                c.path()
             );
         }
         for (port, what) in [(pg, "PostgreSQL"), (rest, "Patroni REST API")] {
@@ -253,20 +254,20 @@ pub fn setup(c: &Cluster, runner: &dyn Runner, timings: Timings, timeout: Durati
             if let Some(other) = taken.insert(port, this.clone()) {
                 bail!(
                     "port {port} would serve both {other} and {this} (REST ports are PostgreSQL's + 1000); change a node's `port` in {}",
-                    c.loaded.path
+                    c.path()
                 );
             }
             if !c.is_running(n.name())? && crate::docker::port_in_use(port as u16) {
                 bail!(
                     "port {port} on 127.0.0.1, for {this}, is already in use. Stop what listens there or change the node's `port` in {}.",
-                    c.loaded.path
+                    c.path()
                 );
             }
         }
     }
     // The tool's own engine must not be running this cluster.
     let other = runner.run(
-        &c.docker
+        &c.docker()
             .cmd()
             .args(["ps", "-a", "--filter"])
             .arg(format!("label={LABEL_CLUSTER}={}", c.name()))
@@ -277,10 +278,10 @@ pub fn setup(c: &Cluster, runner: &dyn Runner, timings: Timings, timeout: Durati
         bail!(
             "cluster {} already runs with this tool's own engine; `cargo xtask down -t {}` first (add --purge to start from empty data)",
             c.name(),
-            c.loaded.path
+            c.path()
         );
     }
-    if !c.docker.has_image(runner, IMAGE)? {
+    if !c.docker().has_image(runner, IMAGE)? {
         say!("image {IMAGE} is not in the Docker engine: building it from Debian packages (postgresql-15, patroni, etcd-server)");
         crate::ops::image::build(
             &crate::ops::image::Spec {
@@ -324,7 +325,7 @@ pub fn setup(c: &Cluster, runner: &dyn Runner, timings: Timings, timeout: Durati
     if let Err(errors) = patroni::render(t, &layout) {
         bail!(
             "{} cannot run on Patroni:\n  {}",
-            c.loaded.path,
+            c.path(),
             errors.join("\n  ")
         );
     }
@@ -390,7 +391,7 @@ pub fn setup(c: &Cluster, runner: &dyn Runner, timings: Timings, timeout: Durati
         "postgres",
         &format!(
             "SELECT count(*) FROM pg_database WHERE datname = {}",
-            crate::cluster::literal(db)
+            crate::pg::sql::literal(db)
         ),
     )?;
     if exists.trim() == "0" {
@@ -405,7 +406,7 @@ pub fn setup(c: &Cluster, runner: &dyn Runner, timings: Timings, timeout: Durati
         )?;
     }
     if sync_count(c) > 0 {
-        crate::ops::sync::prove_sync_commit(c, &leader, &secrets, Duration::from_secs(30))?;
+        crate::ops::sync::prove_sync_commit(c, &leader, Duration::from_secs(30))?;
     }
     say!("\n{}", table(&members));
     say!("{}: Patroni cluster up; leader {leader}", c.name());
@@ -439,13 +440,10 @@ fn streaming_problems(c: &Cluster, members: &[Member]) -> Result<Vec<String>> {
 /// Polls until the members are healthy; returns them.
 pub fn wait_healthy(c: &Cluster, timeout: Duration) -> Result<Vec<Member>> {
     let mut last = String::new();
-    poll(
+    c.poll(
         "the Patroni cluster to have a leader and streaming replicas",
         timeout,
         || {
-            if crate::cluster::INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst) {
-                return Err(Stop("interrupted".into()).into());
-            }
             let m = members(c)?;
             let p = health(c, &m)?;
             last = p.join("; ");

@@ -16,18 +16,18 @@ use cluster_config::Storage;
 
 /// Every check above; stops at the first that fails, nothing changed.
 pub fn against_image(c: &Cluster, image: &Resolved) -> Result<()> {
-    let catalogue = server_check::catalogue_for(&c.docker, c.runner, image)?;
+    let catalogue = server_check::catalogue_for(c.docker(), c.runner(), image)?;
     let opts = Options {
         major: image.major(),
         catalogue: &catalogue,
-        memory: server_check::host_memory(&c.docker, c.runner),
+        memory: server_check::host_memory(c.docker(), c.runner()),
         major_assumed: false,
     };
-    let report = validate::validate_topology_with(&c.loaded, &opts);
+    let report = validate::validate_topology_with(c.loaded(), &opts);
     if report.has_errors() {
         bail!(
             "{} is invalid for {}:\n{report}",
-            c.loaded.path,
+            c.path(),
             image.describe()
         );
     }
@@ -53,8 +53,8 @@ pub fn data_major(c: &Cluster, node: &str) -> Result<Option<String>> {
         }
         Storage::Volume(v) => {
             let volume = format!("{}_{v}", c.name());
-            let exists = c.runner.run_unchecked(
-                &c.docker
+            let exists = c.runner().run_unchecked(
+                &c.docker()
                     .cmd()
                     .args(["volume", "inspect", "--format", "{{.Name}}", &volume])
                     .read_only(),
@@ -62,8 +62,8 @@ pub fn data_major(c: &Cluster, node: &str) -> Result<Option<String>> {
             if !exists.success {
                 return Ok(None);
             }
-            let out = c.runner.run_unchecked(
-                &c.docker
+            let out = c.runner().run_unchecked(
+                &c.docker()
                     .cmd()
                     .args(["run", "--rm", "--network", "none", "-v"])
                     .arg(format!("{volume}:/data:ro"))
@@ -81,7 +81,7 @@ pub fn data_major(c: &Cluster, node: &str) -> Result<Option<String>> {
                 .filter(|s| !s.is_empty()));
         }
     }
-    let out = c.runner.run_unchecked(
+    let out = c.runner().run_unchecked(
         &crate::ops::container::one_off(c, node, "cat")?
             .arg(format!("{PGDATA}/PG_VERSION"))
             .read_only(),
@@ -108,7 +108,7 @@ pub fn majors(c: &Cluster, major: Major) -> Result<()> {
              Nothing was changed. To start over with PostgreSQL {major}: `cargo xtask down --purge -t {}` (this deletes the data), then set up again; \
              to keep the data, set `postgres` back to its major. A major upgrade (pg_upgrade) is not something this tool does.",
             wrong.join("; "),
-            c.loaded.path
+            c.path()
         );
     }
     Ok(())
@@ -180,7 +180,7 @@ pub fn ask_server(
 
 /// Each distinct rendered node configuration of the cluster, started once.
 pub fn server(c: &Cluster, image: &Resolved) -> Result<()> {
-    let configs = rendered_configs(c.topology(), &c.loaded.path);
+    let configs = rendered_configs(c.topology(), c.path());
     let label = format!("{}={}", cluster_config::compose::LABEL_CLUSTER, c.name());
-    ask_server(&c.docker, c.runner, image, &label, &configs)
+    ask_server(c.docker(), c.runner(), image, &label, &configs)
 }

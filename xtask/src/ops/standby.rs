@@ -6,7 +6,9 @@
 use super::container;
 use super::container::one_off_as;
 use super::live::{is_streaming, timeline};
-use crate::cluster::{literal, poll, Cluster, Secrets};
+use crate::cluster::Cluster;
+use crate::pg::sql::literal;
+use crate::secrets::Secrets;
 use anyhow::{bail, Result};
 use cluster_config::live::{DataFolder, RejoinPath};
 use cluster_config::render::{self, PGDATA};
@@ -28,7 +30,7 @@ pub fn repoint(
         literal(&conninfo)
     );
     if t.replication.slots {
-        c.sql_mut(upstream, &create_slot_sql(&n.slot_name()))?;
+        c.sql_mut(upstream, &crate::pg::sql::create_slot(&n.slot_name()))?;
         sql.push_str(&format!(
             "ALTER SYSTEM SET primary_slot_name = {};\n",
             literal(&n.slot_name())
@@ -36,12 +38,12 @@ pub fn repoint(
     }
     sql.push_str("SELECT pg_reload_conf();\n");
     c.sql_mut(node, &sql)?;
-    if c.runner.dry_run() {
+    if c.runner().dry_run() {
         // Nothing was changed: there is nothing to wait for.
         return Ok(());
     }
     let tli = timeline(c, upstream)?.to_string();
-    let streaming = poll(
+    let streaming = c.poll(
         &format!("{node} to stream from {upstream} on timeline {tli}"),
         Duration::from_secs(30).min(timeout),
         || {
@@ -58,13 +60,6 @@ pub fn repoint(
     Ok(())
 }
 
-pub fn create_slot_sql(slot: &str) -> String {
-    format!(
-        "SELECT pg_create_physical_replication_slot({s}) WHERE NOT EXISTS (SELECT FROM pg_replication_slots WHERE slot_name = {s})",
-        s = literal(slot)
-    )
-}
-
 /// Brings a failed node back as a standby of `primary`: the old primary is
 /// rewound with pg_rewind (it may hold WAL the new timeline does not), a
 /// failed standby is re-pointed; either is re-cloned if that fails. It is
@@ -77,7 +72,7 @@ pub fn rejoin(
     secrets: &Secrets,
     timeout: Duration,
 ) -> Result<String> {
-    let r = c.runner;
+    let r = c.runner();
     let t = c.topology();
     let n = c.node(node)?;
     if primary == node {
@@ -103,14 +98,14 @@ pub fn rejoin(
     if c.is_running(node)? {
         // The server's own fast shutdown (the container's stop signal),
         // with the grace period Compose gives it.
-        r.run(&c.docker.cmd().args(["stop", "-t", "60", &id]))?;
+        r.run(&c.docker().cmd().args(["stop", "-t", "60", &id]))?;
     }
     if let Some(RejoinPath::Reclone(_)) = path {
         crate::ops::clone::reclone_from(c, node, primary, timeout)?;
         return Ok("re-cloned (pg_rewind impossible)".into());
     }
     if t.replication.slots {
-        c.sql_mut(primary, &create_slot_sql(&n.slot_name()))?;
+        c.sql_mut(primary, &crate::pg::sql::create_slot(&n.slot_name()))?;
     }
     // pg_rewind reads the source's timeline from its control file, which
     // a freshly promoted server updates only at its next checkpoint.
@@ -170,13 +165,13 @@ pub fn rejoin(
             out.stderr.trim()
         );
     };
-    r.run(&c.docker.cmd().args(["start", &id]))?;
+    r.run(&c.docker().cmd().args(["start", &id]))?;
     if r.dry_run() {
         // Nothing was started: there is nothing to wait for.
         return Ok(format!("planned: {how}"));
     }
     let followed = c.wait_ready(node, timeout).and_then(|_| {
-        poll(
+        c.poll(
             &format!("{node} to stream from {primary}"),
             Duration::from_secs(60).min(timeout),
             || Ok(is_streaming(c, primary, node)?.then_some(())),
@@ -229,7 +224,7 @@ echo "pgrepl:$mode"
 /// that only reads): `standby.signal`, the fence marker, and what its
 /// control file records; `None` when there is no control file to read.
 pub fn probe_data_folder(c: &Cluster, node: &str) -> Result<Option<DataFolder>> {
-    let out = c.runner.run_unchecked(
+    let out = c.runner().run_unchecked(
         &one_off_as(c, node, "sh", None, &[])?
             .args([
                 "-c",
@@ -269,7 +264,7 @@ pub fn promote(c: &Cluster, node: &str, timeout: Duration) -> Result<u32> {
     // Without waiting: pg_promote's own wait checks every 100 ms, the poll
     // below from 25 ms.
     let promoted = c.sql_mut(node, "SELECT pg_promote(false)");
-    if promoted.as_deref().ok() != Some("t") && !c.runner.dry_run() {
+    if promoted.as_deref().ok() != Some("t") && !c.runner().dry_run() {
         bail!(
             "promoting {node} failed or timed out ({}). Check `docker logs` of {node}, then promote it by hand (SELECT pg_promote()).",
             promoted
@@ -278,10 +273,10 @@ pub fn promote(c: &Cluster, node: &str, timeout: Duration) -> Result<u32> {
                 .unwrap_or_else(|| "pg_promote returned false".into())
         );
     }
-    if c.runner.dry_run() {
+    if c.runner().dry_run() {
         return Ok(0);
     }
-    poll(&format!("{node} to accept writes"), timeout, || {
+    c.poll(&format!("{node} to accept writes"), timeout, || {
         Ok((c.sql(node, "SELECT pg_is_in_recovery()")? == "f").then_some(()))
     })?;
     timeline(c, node)

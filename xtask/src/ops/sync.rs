@@ -2,14 +2,11 @@
 //! connected now, restored to the configured value, and proven by one
 //! synchronous commit that must return in time.
 
-use crate::cluster::ms;
-use crate::cluster::{literal, Cluster, Secrets};
-use crate::ops::client::connect;
-use crate::ops::container::port_of;
-use anyhow::{bail, Result};
-use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use crate::cluster::Cluster;
+use crate::pg::sql::literal;
+use crate::wait::ms;
+use anyhow::Result;
+use std::time::Duration;
 
 /// The configured `synchronous_standby_names`, narrowed to the standbys
 /// streaming from `primary` now (empty: none is connected).
@@ -67,34 +64,96 @@ pub fn set_sync_names(c: &Cluster, primary: &str, value: Option<&str>) -> Result
 
 /// Commits one row with synchronous_commit = on and fails if it does not
 /// return within `bound`.
-pub fn prove_sync_commit(
-    c: &Cluster,
-    primary: &str,
-    secrets: &Secrets,
-    bound: Duration,
-) -> Result<u64> {
-    let t = c.topology().clone();
-    let port = port_of(c, primary)?;
-    let pw = secrets.owner.clone();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let started = Instant::now();
-        let r = (|| -> Result<()> {
-            let mut client = connect(&t, port, &pw, Arc::new(AtomicBool::new(false)))?;
-            client.batch_execute(
-                "CREATE TABLE IF NOT EXISTS pgrepl_check (token text PRIMARY KEY, at timestamptz DEFAULT now());\n\
-                 INSERT INTO pgrepl_check (token) VALUES (md5(random()::text || clock_timestamp()::text));",
-            )?;
-            Ok(())
-        })();
-        let _ = tx.send(r.map(|_| started.elapsed()));
-    });
-    match rx.recv_timeout(bound) {
-        Ok(Ok(d)) => {
+pub fn prove_sync_commit(c: &Cluster, primary: &str, bound: Duration) -> Result<u64> {
+    let sql = format!(
+        "SET synchronous_commit = on;\n{}",
+        crate::pg::sql::INSERT_CHECK_RANDOM
+    );
+    match c.commit_within(primary, &sql, bound) {
+        Ok(d) => {
             say!("{primary}: a synchronous commit returned in {} ms", d.as_millis());
             Ok(ms(d))
         }
-        Ok(Err(e)) => Err(e.context(format!("synchronous commit on {primary}"))),
-        Err(_) => bail!("a synchronous commit on {primary} did not return within {bound:?}: synchronous_standby_names names no connected standby"),
+        Err(e) => Err(e.context(format!(
+            "a synchronous commit on {primary} failed or did not return within {bound:?} (synchronous_standby_names may name no connected standby)"
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runner::Recording;
+    use crate::testing::{cluster, Server, Servers};
+
+    fn primary_with(replicas: &[&str]) -> Servers {
+        let s = Servers::default();
+        let mut p = Server::primary("0/6000000", "FIRST 1 (\"slave1-db\", \"slave2-db\")");
+        p.replicas = replicas
+            .iter()
+            .map(|n| (n.to_string(), "streaming".to_string(), String::new()))
+            .collect();
+        s.nodes.lock().unwrap().insert("master-db".into(), p);
+        s
+    }
+
+    #[test]
+    fn narrowed_to_the_standbys_connected_now() {
+        let rec = Recording::default();
+        let s = primary_with(&["slave2-db"]);
+        let c = cluster(&rec, &s);
+        assert_eq!(
+            narrowed_sync_names(&c, "master-db").unwrap(),
+            "FIRST 1 (\"slave2-db\")"
+        );
+        let s = primary_with(&[]);
+        let c = cluster(&rec, &s);
+        assert_eq!(
+            narrowed_sync_names(&c, "master-db").unwrap(),
+            "",
+            "none connected: empty, never waiting"
+        );
+    }
+
+    #[test]
+    fn restored_only_when_the_configured_list_can_be_satisfied() {
+        let rec = Recording::default();
+        let s = primary_with(&["slave1-db", "slave2-db"]);
+        let c = cluster(&rec, &s);
+        restore_sync_names(&c, "master-db").unwrap();
+        let changes = s.changes.lock().unwrap().clone();
+        assert!(
+            changes
+                .iter()
+                .any(|l| l.contains("ALTER SYSTEM RESET synchronous_standby_names")),
+            "{changes:?}"
+        );
+        // With no standby connected, restoring FIRST 1 would make every
+        // commit wait: the narrowed (empty) list is set instead.
+        let s = primary_with(&[]);
+        let c = cluster(&rec, &s);
+        restore_sync_names(&c, "master-db").unwrap();
+        let changes = s.changes.lock().unwrap().clone();
+        assert!(
+            changes
+                .iter()
+                .any(|l| l.contains("ALTER SYSTEM SET synchronous_standby_names = ''")),
+            "{changes:?}"
+        );
+        // A synchronous commit with no standby connected does not return:
+        // the proof fails within its bound.
+        let s = primary_with(&[]);
+        s.nodes
+            .lock()
+            .unwrap()
+            .get_mut("master-db")
+            .unwrap()
+            .sync_names = "FIRST 1 (\"slave1-db\")".into();
+        let c = cluster(&rec, &s);
+        let err = prove_sync_commit(&c, "master-db", Duration::from_millis(10)).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("did not return within"),
+            "{err:#}"
+        );
     }
 }
