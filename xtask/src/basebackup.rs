@@ -5,11 +5,9 @@
 //! until it streams and has caught up. A killed run is finished by a re-run.
 
 use crate::cluster::Cluster;
-use crate::ops::clone::{reclone, system_identifier};
-use crate::ops::live as status;
 use crate::project;
 use crate::runner::Runner;
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use clap::Args;
 use std::time::Duration;
 
@@ -43,34 +41,5 @@ pub fn run(args: &BasebackupArgs, runner: &dyn Runner) -> Result<()> {
     // Data folders of another major than the image's are refused before
     // anything changes.
     crate::ops::preflight::majors(&c, c.image()?.major())?;
-    let primary = status::find_primary(&c)?.context(
-        "no writable primary is running; start the cluster (setup-sync / setup-async) first",
-    )?;
-    let nodes: Vec<String> = if args.nodes.is_empty() {
-        c.topology()
-            .nodes
-            .iter()
-            .map(|n| n.name().to_string())
-            .filter(|n| *n != primary)
-            .collect()
-    } else {
-        args.nodes.iter().map(|n| n.to_string()).collect()
-    };
-    for n in &nodes {
-        c.node(n)?;
-        if *n == primary {
-            bail!("{n} is the primary: its data is never replaced. Re-clone standbys only.");
-        }
-    }
-    let sysid = system_identifier(&c, &primary)?;
-    for n in &nodes {
-        reclone(&c, n, &primary, &sysid, Duration::from_secs(args.timeout))
-            .with_context(|| format!("re-cloning {n}"))?;
-    }
-    if runner.dry_run() {
-        say!("dry run: nothing changed");
-    } else {
-        say_raw!("\n{}", status::table(&status::collect(&c)?));
-    }
-    Ok(())
+    crate::ops::clone::reclone_standbys(&c, &args.nodes, Duration::from_secs(args.timeout))
 }

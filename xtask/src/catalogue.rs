@@ -41,7 +41,7 @@ pub fn run(args: &CatalogueArgs, runner: &dyn Runner) -> Result<()> {
     if major.debian_suite().is_none() {
         bail!(
             "the project commits catalogues of {} only (the majors it builds)",
-            crate::ops::image::buildable_list()
+            crate::debian_image::buildable_list()
         );
     }
     let want = match &args.image {

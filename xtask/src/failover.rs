@@ -89,7 +89,7 @@ pub fn run(args: &FailoverArgs, runner: &dyn Runner) -> Result<()> {
             down: all_down,
             states,
             enforced,
-            to: args.to.as_deref(),
+            to: args.to.as_ref(),
             allow_data_loss: args.allow_data_loss,
             on_promoted: None,
             timeout: Duration::from_secs(args.timeout),

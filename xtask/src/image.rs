@@ -2,7 +2,7 @@
 //! packages (bookworm for 15, trixie for 17, forky for 18) and loads it into
 //! the engine, with no registry involved.
 
-use crate::ops::image::{build, Spec, PATRONI_MAJOR, PATRONI_TAG};
+use crate::debian_image::{build, Spec, PATRONI_MAJOR, PATRONI_TAG};
 use crate::runner::Runner;
 use anyhow::{bail, Result};
 use clap::Args;
@@ -23,10 +23,10 @@ pub struct ImageArgs {
     #[arg(long)]
     pub tag: Option<ImageRef>,
     /// Debian mirror URL [default: the one in this machine's apt sources]
-    #[arg(long, env = "PGREPL_DEBIAN_MIRROR", value_parser = crate::ops::image::parse_mirror)]
+    #[arg(long, env = "PGREPL_DEBIAN_MIRROR", value_parser = crate::debian_image::parse_mirror)]
     pub mirror: Option<String>,
     /// Debian suite [default: the one that packages MAJOR]
-    #[arg(long, value_parser = crate::ops::image::parse_suite)]
+    #[arg(long, value_parser = crate::debian_image::parse_suite)]
     pub suite: Option<String>,
     /// Rebuild even when the image is present
     #[arg(long)]

@@ -9,7 +9,9 @@ mod out;
 mod basebackup;
 mod bench;
 mod catalogue;
+mod cli;
 mod cluster;
+mod debian_image;
 mod docker;
 mod down;
 mod drill;
@@ -89,9 +91,9 @@ fn main() {
         Command::Image(args) => {
             runner::for_flags(args.dry_run).and_then(|r| image::run(&args, r.as_ref()))
         }
-        Command::SetupSync(args) => runner::for_flags(args.dry_run)
+        Command::SetupSync(args) => runner::for_flags(args.run.dry_run)
             .and_then(|r| setup::run(&args, cluster_config::Mode::Sync, r.as_ref())),
-        Command::SetupAsync(args) => runner::for_flags(args.dry_run)
+        Command::SetupAsync(args) => runner::for_flags(args.run.dry_run)
             .and_then(|r| setup::run(&args, cluster_config::Mode::Async, r.as_ref())),
         Command::Basebackup(args) => {
             runner::for_flags(args.dry_run).and_then(|r| basebackup::run(&args, r.as_ref()))
@@ -180,7 +182,7 @@ fn check_environment() -> anyhow::Result<()> {
             }
         }
         if var == "PGREPL_DEBIAN_MIRROR" {
-            if let Err(e) = crate::ops::image::parse_mirror(value) {
+            if let Err(e) = crate::debian_image::parse_mirror(value) {
                 bail!("{var}: {e}");
             }
         }

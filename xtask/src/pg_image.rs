@@ -14,9 +14,9 @@
 //! re-creates a container with another image because a new one appeared in
 //! the engine.
 
+use crate::debian_image::{buildable_list, official_tag, own_tag, Spec};
 use crate::docker::Docker;
 use crate::fsx;
-use crate::ops::image::{buildable_list, official_tag, own_tag, Spec};
 use crate::runner::Runner;
 use anyhow::{bail, Context, Result};
 use cluster_config::compose::{IMAGE_ENV, STATE_DIR};
@@ -168,8 +168,8 @@ pub fn resolve(
                         official_tag(*m),
                         spec.suite
                     );
-                    crate::ops::image::ensure_builder(runner)?;
-                    crate::ops::image::build(&spec, runner)?;
+                    crate::debian_image::ensure_builder(runner)?;
+                    crate::debian_image::build(&spec, runner)?;
                     inspect(docker, runner, &own)?
                         .with_context(|| format!("{own} was built but is not in the engine"))
                 }
@@ -253,7 +253,10 @@ pub fn server_version(
         &docker
             .cmd()
             .args(["run", "--rm", "--network", "none", "--label"])
-            .arg(format!("{}=version-probe", crate::ops::image::IMAGE_LABEL))
+            .arg(format!(
+                "{}=version-probe",
+                crate::debian_image::IMAGE_LABEL
+            ))
             .args(["--entrypoint", "postgres", id, "--version"])
             .read_only(),
     )?;

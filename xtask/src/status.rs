@@ -17,12 +17,12 @@ pub struct StatusArgs {
     pub json: bool,
     /// Read the Patroni engine's members (leader, sync state, lag) from its REST API
     #[arg(long, value_enum, default_value_t)]
-    pub engine: crate::ops::patroni::Engine,
+    pub engine: crate::cli::Engine,
 }
 
 pub fn run(args: &StatusArgs, runner: &dyn crate::runner::Runner) -> Result<()> {
     let c = Cluster::open(&args.topology.resolve(), runner)?;
-    if args.engine == crate::ops::patroni::Engine::Patroni {
+    if args.engine == crate::cli::Engine::Patroni {
         use crate::ops::patroni::{health, members, table};
         let m = members(&c)?;
         let p = health(&c, &m)?;

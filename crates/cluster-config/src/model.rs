@@ -142,7 +142,7 @@ pub struct Replication {
     /// Required with `mode = "sync"`: `FIRST n (...)`, `ANY n (...)`, `n (...)`,
     /// a plain list or `*`, written as PostgreSQL parses it.
     #[serde(default)]
-    pub synchronous_standby_names: Option<Spanned<String>>,
+    pub synchronous_standby_names: Option<Spanned<crate::syncrep::SyncNamesText>>,
     /// One physical replication slot per standby.
     #[serde(default)]
     pub slots: bool,
@@ -154,6 +154,15 @@ pub struct Replication {
 }
 
 impl Replication {
+    /// The configured `synchronous_standby_names`, parsed when the topology
+    /// was read; `None` when unset, empty, or not parsing (validation
+    /// refuses that).
+    pub fn sync_names(&self) -> Option<&crate::syncrep::SyncStandbyNames> {
+        self.synchronous_standby_names
+            .as_ref()
+            .and_then(|s| s.get_ref().parsed().ok().flatten())
+    }
+
     pub fn auth(&self) -> AuthMethod {
         self.auth.as_ref().map(|a| *a.get_ref()).unwrap_or_default()
     }

@@ -9,7 +9,7 @@
 
 use crate::compose::json_scalar as s;
 use crate::model::{Mode, Topology};
-use crate::syncrep::{self, Method};
+use crate::syncrep::Method;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
@@ -268,13 +268,9 @@ pub fn render(t: &Topology, layout: &Layout) -> Result<Files, Vec<String>> {
     let mut sync_count = 0u32;
     let mut listed: Option<Vec<String>> = None;
     if t.replication.mode == Mode::Sync {
-        let raw = t
-            .replication
-            .synchronous_standby_names
-            .as_ref()
-            .map(|v| v.get_ref().as_str())
-            .unwrap_or("");
-        match syncrep::parse(raw) {
+        let field = t.replication.synchronous_standby_names.as_ref();
+        let raw = field.map(|v| v.get_ref().text()).unwrap_or("");
+        match field.map(|v| v.get_ref().parsed()).unwrap_or(Ok(None)) {
             Ok(Some(sn)) => {
                 if sn.method == Method::Any {
                     errors.push(format!(

@@ -4,7 +4,6 @@ use crate::guc::{self, Value};
 use crate::hba::{self, Address, ConnType, Rule};
 use crate::model::{Mode, Node, Role, Topology};
 use crate::net::Cidr;
-use crate::syncrep;
 
 /// Where a setting's value came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,9 +74,9 @@ pub fn effective_settings(t: &Topology, node: &Node) -> Vec<Setting> {
     if let Some(ssn) = &t.replication.synchronous_standby_names {
         // Re-quote names that need it; keep the text as written when it does
         // not parse (validation reports that).
-        let text = match syncrep::parse(ssn.get_ref()) {
+        let text = match ssn.get_ref().parsed() {
             Ok(Some(parsed)) => parsed.to_string(),
-            _ => ssn.get_ref().clone(),
+            _ => ssn.get_ref().text().to_string(),
         };
         set(
             "synchronous_standby_names",

@@ -90,7 +90,7 @@ enum Tok {
     Close,
 }
 
-fn lex(s: &str) -> Result<Vec<Tok>, String> {
+fn lex(s: &str) -> Result<Vec<Tok>, SyncNamesError> {
     let mut out = Vec::new();
     let chars: Vec<char> = s.chars().collect();
     let mut i = 0;
@@ -103,7 +103,7 @@ fn lex(s: &str) -> Result<Vec<Tok>, String> {
             i += 1;
             loop {
                 match chars.get(i) {
-                    None => return Err("unterminated quoted identifier".into()),
+                    None => return Err(ErrorKind::Unterminated.into()),
                     Some('"') if chars.get(i + 1) == Some(&'"') => {
                         name.push('"');
                         i += 2;
@@ -119,7 +119,7 @@ fn lex(s: &str) -> Result<Vec<Tok>, String> {
                 }
             }
             if name.is_empty() {
-                return Err("zero-length quoted identifier".into());
+                return Err(ErrorKind::EmptyQuoted.into());
             }
             out.push(Tok::Name(name));
         } else if is_ident_start(c) {
@@ -145,14 +145,7 @@ fn lex(s: &str) -> Result<Vec<Tok>, String> {
                 ',' => Tok::Comma,
                 '(' => Tok::Open,
                 ')' => Tok::Close,
-                other => {
-                    let hint = if other == '-' {
-                        " (a standby name that is not a plain identifier must be double-quoted, e.g. \"slave1-db\")"
-                    } else {
-                        ""
-                    };
-                    return Err(format!("syntax error at or near \"{other}\"{hint}"));
-                }
+                other => return Err(ErrorKind::Unexpected(other).into()),
             });
             i += 1;
         }
@@ -160,18 +153,91 @@ fn lex(s: &str) -> Result<Vec<Tok>, String> {
     Ok(out)
 }
 
+/// `synchronous_standby_names` as a topology writes it: the text, parsed
+/// once when the topology is read. A value that does not parse is kept
+/// with its error, for validation to report with its line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncNamesText {
+    text: String,
+    parsed: Result<Option<SyncStandbyNames>, SyncNamesError>,
+}
+
+impl SyncNamesText {
+    pub fn new(text: &str) -> SyncNamesText {
+        SyncNamesText {
+            text: text.to_string(),
+            parsed: parse(text),
+        }
+    }
+
+    /// As written.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    /// Parsed: `Ok(None)` for an empty value.
+    pub fn parsed(&self) -> Result<Option<&SyncStandbyNames>, &SyncNamesError> {
+        self.parsed.as_ref().map(Option::as_ref)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for SyncNamesText {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Ok(SyncNamesText::new(&s))
+    }
+}
+
+impl serde::Serialize for SyncNamesText {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.text)
+    }
+}
+
+/// Why a `synchronous_standby_names` value does not parse (as PostgreSQL's
+/// own grammar refuses it: the server does not start).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(transparent)]
+pub struct SyncNamesError(#[from] ErrorKind);
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum ErrorKind {
+    #[error("unterminated quoted identifier")]
+    Unterminated,
+    #[error("zero-length quoted identifier")]
+    EmptyQuoted,
+    #[error("syntax error at or near \"{0}\"{hint}", hint = if *.0 == '-' { " (a standby name that is not a plain identifier must be double-quoted, e.g. \"slave1-db\")" } else { "" })]
+    Unexpected(char),
+    #[error("number of synchronous standbys `{0}` is too large")]
+    TooLarge(String),
+    #[error("syntax error: expected the number of synchronous standbys")]
+    NoNumber,
+    #[error("syntax error: missing closing parenthesis")]
+    Unclosed,
+    #[error("syntax error: expected `(` after the number of synchronous standbys")]
+    NoOpen,
+    #[error("syntax error in standby list near {0}")]
+    InList(String),
+    #[error("syntax error: empty standby name in list")]
+    EmptyName,
+    #[error("number of synchronous standbys (0) must be greater than zero")]
+    Zero,
+    #[error("empty synchronous_standby_names")]
+    Empty,
+}
+
 /// Parses the setting. `Ok(None)` for an empty value (synchronous replication off).
-pub fn parse(s: &str) -> Result<Option<SyncStandbyNames>, String> {
+pub fn parse(s: &str) -> Result<Option<SyncStandbyNames>, SyncNamesError> {
     let toks = lex(s)?;
     if toks.is_empty() {
         return Ok(None);
     }
-    let num = |t: Option<&Tok>| -> Result<u32, String> {
+    let num = |t: Option<&Tok>| -> Result<u32, SyncNamesError> {
         match t {
             Some(Tok::Num(n)) => n
                 .parse::<u32>()
-                .map_err(|_| format!("number of synchronous standbys `{n}` is too large")),
-            _ => Err("syntax error: expected the number of synchronous standbys".into()),
+                .map_err(|_| ErrorKind::TooLarge(n.clone()).into()),
+            _ => Err(ErrorKind::NoNumber.into()),
         }
     };
     let (method, num_sync, rest) = match toks.first() {
@@ -184,11 +250,11 @@ pub fn parse(s: &str) -> Result<Option<SyncStandbyNames>, String> {
     };
     let list = if rest.first() == Some(&Tok::Open) {
         if rest.last() != Some(&Tok::Close) {
-            return Err("syntax error: missing closing parenthesis".into());
+            return Err(ErrorKind::Unclosed.into());
         }
         &rest[1..rest.len() - 1]
     } else if matches!(toks.first(), Some(Tok::First | Tok::Any)) {
-        return Err("syntax error: expected `(` after the number of synchronous standbys".into());
+        return Err(ErrorKind::NoOpen.into());
     } else {
         rest
     };
@@ -198,25 +264,23 @@ pub fn parse(s: &str) -> Result<Option<SyncStandbyNames>, String> {
         match (expect_name, t) {
             (true, Tok::Name(n) | Tok::Num(n)) => names.push(n.clone()),
             (false, Tok::Comma) => {}
-            _ => return Err(format!("syntax error in standby list near {t:?}")),
+            _ => return Err(ErrorKind::InList(format!("{t:?}")).into()),
         }
         expect_name = !expect_name;
     }
     if names.is_empty() || expect_name {
-        return Err("syntax error: empty standby name in list".into());
+        return Err(ErrorKind::EmptyName.into());
     }
     if num_sync == 0 {
-        return Err(format!(
-            "number of synchronous standbys ({num_sync}) must be greater than zero"
-        ));
+        return Err(ErrorKind::Zero.into());
     }
     Ok(Some(SyncStandbyNames::new(method, num_sync, names)))
 }
 
 impl FromStr for SyncStandbyNames {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        parse(s)?.ok_or_else(|| "empty synchronous_standby_names".to_string())
+    type Err = SyncNamesError;
+    fn from_str(s: &str) -> Result<Self, SyncNamesError> {
+        parse(s)?.ok_or_else(|| ErrorKind::Empty.into())
     }
 }
 
@@ -246,7 +310,9 @@ mod tests {
 
     #[test]
     fn runbook_value_is_a_syntax_error() {
-        let err = parse("FIRST 1 (slave1-db, slave2-db)").unwrap_err();
+        let err = parse("FIRST 1 (slave1-db, slave2-db)")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("near \"-\""), "{err}");
         assert!(err.contains("double-quoted"), "{err}");
     }

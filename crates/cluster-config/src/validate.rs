@@ -616,12 +616,12 @@ fn check_topology(loaded: &Loaded, r: &mut Report) {
             loc_of(loaded, None, t.replication.user.span().start),
             "mode = \"sync\" needs synchronous_standby_names, e.g. 'FIRST 1 (\"slave1-db\", \"slave2-db\")'; without it every commit is asynchronous",
         ),
-        (Mode::Sync, Some(s)) if s.get_ref().trim().is_empty() => r.error(
+        (Mode::Sync, Some(s)) if s.get_ref().text().trim().is_empty() => r.error(
             "sync-names-empty",
             loc_of(loaded, None, s.span().start),
             "mode = \"sync\" but synchronous_standby_names is empty: every commit would be asynchronous; name the standbys, e.g. 'FIRST 1 (\"slave1-db\", \"slave2-db\")'",
         ),
-        (Mode::Async, Some(s)) if !s.get_ref().trim().is_empty() => r.error(
+        (Mode::Async, Some(s)) if !s.get_ref().text().trim().is_empty() => r.error(
             "sync-mode",
             loc_of(loaded, None, s.span().start),
             "mode = \"async\" but synchronous_standby_names is set: commits would wait for standbys",

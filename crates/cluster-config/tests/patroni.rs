@@ -7,70 +7,13 @@ mod common;
 
 use cluster_config::patroni::{self, Host};
 use common::{load, preset_text};
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use std::collections::BTreeMap;
 
 /// Reads the block YAML the renderer writes into JSON values.
+/// Read with a real YAML parser (see `common::yaml`).
 fn read_yaml(text: &str) -> Value {
-    let lines: Vec<(usize, &str)> = text
-        .lines()
-        .filter(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
-        .map(|l| (l.len() - l.trim_start().len(), l.trim_start()))
-        .collect();
-    let (v, used) = block(&lines, 0, 0);
-    assert_eq!(used, lines.len(), "unread lines from {:?}", lines.get(used));
-    v
-}
-
-fn scalar(s: &str) -> Value {
-    serde_json::from_str(s).unwrap_or_else(|e| panic!("`{s}` is not a JSON scalar: {e}"))
-}
-
-fn block(lines: &[(usize, &str)], mut i: usize, indent: usize) -> (Value, usize) {
-    if lines.get(i).is_some_and(|(_, l)| l.starts_with("- ")) {
-        let mut seq = Vec::new();
-        while let Some((ind, l)) = lines.get(i) {
-            if *ind != indent || !l.starts_with("- ") {
-                break;
-            }
-            let item = &l[2..];
-            match item.split_once(": ") {
-                Some((k, v)) if !item.starts_with('"') => {
-                    let mut m = Map::new();
-                    m.insert(k.to_string(), scalar(v));
-                    seq.push(Value::Object(m));
-                }
-                _ => seq.push(scalar(item)),
-            }
-            i += 1;
-        }
-        return (Value::Array(seq), i);
-    }
-    let mut map = Map::new();
-    while let Some((ind, l)) = lines.get(i) {
-        if *ind < indent {
-            break;
-        }
-        assert_eq!(*ind, indent, "unexpected indentation at `{l}`");
-        let (key, rest) = l
-            .split_once(':')
-            .unwrap_or_else(|| panic!("no key in `{l}`"));
-        let rest = rest.trim();
-        i += 1;
-        let value = if rest.is_empty() {
-            let next = lines.get(i).map(|(n, _)| *n).unwrap_or(0);
-            let (v, j) = block(lines, i, next);
-            i = j;
-            v
-        } else {
-            scalar(rest)
-        };
-        assert!(
-            map.insert(key.to_string(), value).is_none(),
-            "key {key} twice"
-        );
-    }
-    (Value::Object(map), i)
+    common::yaml(text)
 }
 
 fn hosts(pairs: &[(&str, &str)]) -> BTreeMap<String, Host> {

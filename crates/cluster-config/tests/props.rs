@@ -4,6 +4,8 @@
 //! holds. A twin of each topology with plain placeholder names renders to the
 //! same number of lines: no value can add a line or a field.
 
+mod common;
+
 use cluster_config::{compose, hba, pgconf, render, validate, Loaded, Role};
 use proptest::prelude::*;
 use proptest::test_runner::Config;
@@ -337,6 +339,20 @@ proptest! {
             // Values come back as written once Compose unescapes `$$`.
             let owner_line = format!("POSTGRES_USER: {}", compose::q(t.database.owner.get_ref()));
             prop_assert!(y.contains(&owner_line));
+            // Read as Compose reads it (a real YAML parser): one service per
+            // node, each with its name, its published port on loopback only,
+            // the owner and database as written.
+            let doc = common::yaml(&y);
+            let services = doc["services"].as_object().expect("services");
+            prop_assert_eq!(services.len(), t.nodes.len());
+            for node in &t.nodes {
+                let svc = &services[node.name()];
+                prop_assert_eq!(svc["hostname"].as_str(), Some(node.name()));
+                let port = format!("127.0.0.1:{}:5432", node.port.get_ref());
+                prop_assert_eq!(svc["ports"][0].as_str(), Some(port.as_str()));
+                let owner = t.database.owner.get_ref().replace('$', "$$");
+                prop_assert_eq!(svc["environment"]["POSTGRES_USER"].as_str(), Some(owner.as_str()));
+            }
         }
     }
 

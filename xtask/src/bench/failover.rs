@@ -6,9 +6,9 @@
 //! Patroni, with its default timings and with the tightest it accepts.
 
 use super::{down, fresh, median, BenchArgs, Table};
-use crate::drill::fault::Fault;
-use crate::drill::{self, DrillArgs, DrillReport};
-use crate::ops::patroni::{Engine, TimingsArg};
+use crate::cli::{Engine, TimingsArg};
+use crate::ops::drill::fault::Fault;
+use crate::ops::drill::{self, DrillReport, Plan};
 use crate::runner::Runner;
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
@@ -61,26 +61,21 @@ pub fn bench(
         // Patroni's image holds one major: the side by side runs on it.
         let topology = per_major
             .iter()
-            .find(|(m, _, _)| m.get() == crate::ops::image::PATRONI_MAJOR)
+            .find(|(m, _, _)| m.get() == crate::debian_image::PATRONI_MAJOR)
             .map(|(_, three, _)| three.as_path())
             .with_context(|| {
                 format!(
                     "--compare patroni runs on PostgreSQL {} (the Patroni image's): include it in --postgres",
-                    crate::ops::image::PATRONI_MAJOR
+                    crate::debian_image::PATRONI_MAJOR
                 )
             })?;
         down(topology, runner)?;
-        crate::setup::run(
-            &crate::setup::SetupArgs {
-                topology: Some(topology.to_path_buf()),
-                dry_run: false,
-                timeout: 300,
-                engine: Engine::Patroni,
-                patroni_timings: TimingsArg::Default,
-                pull: false,
-            },
-            cluster_config::Mode::Sync,
+        let c = crate::ops::patroni::engine(crate::cluster::Cluster::open(topology, runner)?)?;
+        crate::ops::patroni::setup(
+            &c,
             runner,
+            TimingsArg::Default.timings(),
+            std::time::Duration::from_secs(300),
         )?;
         for (timings, name) in [
             (
@@ -103,7 +98,7 @@ pub fn bench(
             row(
                 &mut table,
                 name,
-                &crate::ops::image::PATRONI_MAJOR.to_string(),
+                &crate::debian_image::PATRONI_MAJOR.to_string(),
                 &report,
                 |r| r.crash_to_promoted_ms,
             );
@@ -133,8 +128,8 @@ fn drill_on(
         .and_then(|s| s.to_str())
         .unwrap_or("bench");
     let report = drill::execute(
-        &DrillArgs {
-            topology: super::topology_arg(topology),
+        topology,
+        &Plan {
             fault: vec![Fault::Crash],
             rounds,
             no_rejoin: false,

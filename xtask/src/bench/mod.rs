@@ -70,7 +70,7 @@ pub struct BenchArgs {
     /// timings, then the tightest) on bench-3, for one table. Patroni's
     /// rounds take 30 s or more each
     #[arg(long, value_enum)]
-    pub compare: Option<crate::ops::patroni::Engine>,
+    pub compare: Option<crate::cli::Engine>,
     /// Draw the failover rounds into this folder (failover-bench-N.svg)
     #[arg(long, value_name = "DIR")]
     pub plot: Option<PathBuf>,
@@ -422,28 +422,18 @@ fn bench_topology(
     Ok(path)
 }
 
-fn topology_arg(path: &Path) -> project::TopologyArg {
-    project::TopologyArg {
-        path: path.to_path_buf(),
-    }
-}
-
 /// A bench cluster from nothing: removed with its data, then set up.
 fn fresh(path: &Path, runner: &dyn Runner) -> Result<Duration> {
     down(path, runner)?;
     mark(project::load_valid(path)?.topology.name())?;
     let started = std::time::Instant::now();
-    crate::setup::run(
-        &crate::setup::SetupArgs {
-            topology: Some(path.to_path_buf()),
-            dry_run: false,
-            timeout: 180,
-            engine: Default::default(),
-            patroni_timings: Default::default(),
-            pull: false,
+    crate::ops::setup::run(
+        &Cluster::open(path, runner)?,
+        &crate::ops::setup::Plan {
+            mode: cluster_config::Mode::Sync,
+            timeout: Duration::from_secs(180),
+            absent: crate::pg_image::Absent::Build,
         },
-        cluster_config::Mode::Sync,
-        runner,
     )?;
     Ok(started.elapsed())
 }
@@ -459,14 +449,7 @@ fn ensure_up(path: &Path, runner: &dyn Runner) -> Result<()> {
 }
 
 fn down(path: &Path, runner: &dyn Runner) -> Result<()> {
-    crate::down::run(
-        &crate::down::DownArgs {
-            topology: topology_arg(path),
-            purge: true,
-            dry_run: false,
-        },
-        runner,
-    )
+    crate::ops::down::run(&Cluster::open(path, runner)?, true)
 }
 
 /// One pgbench run's figures.

@@ -68,14 +68,10 @@ pub fn bench(topology: &Path, args: &BenchArgs, runner: &dyn Runner) -> Result<T
     runner.run(&one_off(&c, &node, "rm")?.args(["-rf", &target]))?;
 
     let started = Instant::now();
-    crate::basebackup::run(
-        &crate::basebackup::BasebackupArgs {
-            topology: super::topology_arg(topology),
-            nodes: vec![node.parse().map_err(|e| anyhow::anyhow!("{e}"))?],
-            dry_run: false,
-            timeout: 900,
-        },
-        runner,
+    crate::ops::clone::reclone_standbys(
+        &c,
+        &[node.parse().map_err(|e| anyhow::anyhow!("{e}"))?],
+        std::time::Duration::from_secs(900),
     )?;
     let ours = started.elapsed();
 

@@ -168,9 +168,31 @@ pub fn check_label(label: &Label, node: &str, system_identifier: &str) -> Result
     Ok(())
 }
 
-pub fn host_dir(c: &Cluster, node: &str, which: &str) -> Result<PathBuf> {
+/// A node's two mounts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mount {
+    Data,
+    Backup,
+}
+
+impl std::fmt::Display for Mount {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Mount::Data => "data",
+            Mount::Backup => "backup",
+        })
+    }
+}
+
+/// A node's bind-mounted folder on the host; a named volume is refused (the
+/// data move works on host folders).
+pub fn host_dir(c: &Cluster, node: &str, mount: Mount) -> Result<PathBuf> {
     let n = c.node(node)?;
-    let st = if which == "data" { &n.data } else { &n.backup };
+    let which = mount;
+    let st = match mount {
+        Mount::Data => &n.data,
+        Mount::Backup => &n.backup,
+    };
     match st {
         Storage::Bind(dir) => Ok(c.bind_path(dir)),
         Storage::Volume(v) => bail!(
@@ -188,8 +210,8 @@ pub fn reclone(
     timeout: Duration,
 ) -> Result<()> {
     let r = c.runner();
-    let data = host_dir(c, node, "data")?;
-    let backup = host_dir(c, node, "backup")?;
+    let data = host_dir(c, node, Mount::Data)?;
+    let backup = host_dir(c, node, Mount::Backup)?;
     let (base, label_path) = (backup.join(BASE), backup.join(LABEL));
     std::fs::read_dir(&data).with_context(|| {
         format!(
@@ -340,6 +362,45 @@ pub fn move_with_progress(src: &Path, dest: &Path) -> Result<datamove::Stats> {
     );
     bar.finish_and_clear();
     stats
+}
+
+/// Re-clones standbys (`nodes`; none named: every standby) from the live
+/// primary, one after another; the primary's data is never replaced.
+pub fn reclone_standbys(
+    c: &Cluster,
+    nodes: &[cluster_config::names::NodeName],
+    timeout: Duration,
+) -> Result<()> {
+    use crate::ops::live as status;
+    let primary = status::find_primary(c)?.context(
+        "no writable primary is running; start the cluster (setup-sync / setup-async) first",
+    )?;
+    let names: Vec<String> = if nodes.is_empty() {
+        c.topology()
+            .nodes
+            .iter()
+            .map(|n| n.name().to_string())
+            .filter(|n| *n != primary)
+            .collect()
+    } else {
+        nodes.iter().map(|n| n.to_string()).collect()
+    };
+    for n in &names {
+        c.node(n)?;
+        if *n == primary {
+            bail!("{n} is the primary: its data is never replaced. Re-clone standbys only.");
+        }
+    }
+    let sysid = system_identifier(c, &primary)?;
+    for n in &names {
+        reclone(c, n, &primary, &sysid, timeout).with_context(|| format!("re-cloning {n}"))?;
+    }
+    if c.runner().dry_run() {
+        say!("dry run: nothing changed");
+    } else {
+        say_raw!("\n{}", status::table(&status::collect(c)?));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

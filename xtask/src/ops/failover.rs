@@ -7,13 +7,14 @@
 use super::container;
 use super::live;
 use super::standby::{promote, repoint};
-use super::sync::{narrowed_sync_names, prove_sync_commit, set_sync_names};
+use super::sync::{narrowed_sync_names, prove_sync_commit, set_sync_names, SyncNames};
 use crate::cluster::Cluster;
 use crate::secrets::Secrets;
 use crate::wait::ms;
 use anyhow::Result;
 pub use cluster_config::live::Choice;
 use cluster_config::live::{Ask, Candidate, LiveRole, Lsn, SyncState};
+use cluster_config::names::NodeName;
 use cluster_config::syncrep::SyncStandbyNames;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
@@ -31,7 +32,7 @@ pub struct Request<'a> {
     /// The `synchronous_standby_names` the failed primary enforced.
     pub enforced: Option<SyncStandbyNames>,
     /// `--to`: the standby the user wants promoted.
-    pub to: Option<&'a str>,
+    pub to: Option<&'a NodeName>,
     /// `--allow-data-loss`: promote even when no reachable standby is
     /// guaranteed to hold every acknowledged commit.
     pub allow_data_loss: bool,
@@ -82,7 +83,7 @@ pub fn choose(c: &Cluster, req: &Request) -> Result<Choice> {
         standbys: &standbys,
         states: req.states.as_deref(),
         candidates: &candidates,
-        to: req.to,
+        to: req.to.map(NodeName::as_str),
         allow_data_loss: req.allow_data_loss,
     })
     .map_err(|r| anyhow::anyhow!("{r}"))
@@ -139,8 +140,8 @@ pub fn run(c: &Cluster, secrets: &Secrets, req: &Request) -> Result<Done> {
     }
     let repoint = started.elapsed();
     let names = narrowed_sync_names(c, &choice.node)?;
-    set_sync_names(c, &choice.node, Some(&names))?;
-    let sync_commit_ms = if names.is_empty() {
+    set_sync_names(c, &choice.node, &names)?;
+    let sync_commit_ms = if names == SyncNames::Narrowed(None) {
         None
     } else {
         Some(prove_sync_commit(c, &choice.node, Duration::from_secs(15))?)
@@ -151,7 +152,7 @@ pub fn run(c: &Cluster, secrets: &Secrets, req: &Request) -> Result<Done> {
         promoted_at,
         steps_ms: [ms(t1 - t0), ms(t2 - t1), ms(promoted_at - t2)],
         repoint,
-        sync_names: names,
+        sync_names: names.value().unwrap_or_default(),
         sync_commit_ms,
     })
 }
@@ -164,7 +165,7 @@ mod tests {
 
     const FIRST1: &str = "FIRST 1 (\"slave1-db\", \"slave2-db\", \"master-db\")";
 
-    fn request<'a>(to: Option<&'a str>) -> Request<'a> {
+    fn request(to: Option<&NodeName>) -> Request<'_> {
         Request {
             fence: vec!["master-db".into()],
             down: ["master-db".to_string()].into(),
@@ -218,11 +219,10 @@ mod tests {
         // --to a standby behind the one that holds everything: refused too.
         let s = servers(Some("0/5000100"), Some("0/5000000"));
         let c = cluster(&rec, &s);
-        let err = choose(&c, &request(Some("slave2-db")))
-            .unwrap_err()
-            .to_string();
+        let slave2: NodeName = "slave2-db".parse().unwrap();
+        let err = choose(&c, &request(Some(&slave2))).unwrap_err().to_string();
         assert!(err.contains("has received only 0/5000000"), "{err}");
-        let mut forced = request(Some("slave2-db"));
+        let mut forced = request(Some(&slave2));
         forced.allow_data_loss = true;
         let choice = choose(&c, &forced).unwrap();
         assert!(!choice.guaranteed && choice.why.starts_with("--allow-data-loss"));

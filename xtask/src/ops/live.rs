@@ -68,11 +68,7 @@ impl NodeStatus {
 pub fn configured_sync_names(t: &Topology) -> Option<syncrep::SyncStandbyNames> {
     match t.replication.mode {
         Mode::Async => None,
-        Mode::Sync => t
-            .replication
-            .synchronous_standby_names
-            .as_ref()
-            .and_then(|s| syncrep::parse(s.get_ref()).ok().flatten()),
+        Mode::Sync => t.replication.sync_names().cloned(),
     }
 }
 
@@ -102,11 +98,12 @@ pub fn enforced_sync_names(
     c: &Cluster,
     primary: &str,
 ) -> Result<Option<syncrep::SyncStandbyNames>> {
-    Ok(
-        syncrep::parse(&c.sql(primary, "SHOW synchronous_standby_names")?)
-            .ok()
-            .flatten(),
-    )
+    let value = c.sql(primary, "SHOW synchronous_standby_names")?;
+    syncrep::parse(&value).with_context(|| {
+        format!(
+            "{primary} enforces synchronous_standby_names = '{value}', which the tool cannot read"
+        )
+    })
 }
 
 /// One row of the primary's `pg_stat_replication`.

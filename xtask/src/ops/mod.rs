@@ -4,11 +4,14 @@
 
 pub mod clone;
 pub mod container;
+pub mod down;
+pub mod drill;
 pub mod failover;
-pub mod image;
 pub mod live;
 pub mod patroni;
 pub mod preflight;
 pub mod server_check;
+pub mod setup;
 pub mod standby;
+pub mod switchover;
 pub mod sync;

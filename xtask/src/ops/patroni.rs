@@ -11,57 +11,72 @@ use crate::project;
 use crate::runner::Runner;
 use crate::secrets::write_private;
 use anyhow::{bail, Context, Result};
-use clap::ValueEnum;
 use cluster_config::compose::LABEL_CLUSTER;
 use cluster_config::patroni::{self, Host, Layout, Timings};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// Which engine runs a cluster.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
-pub enum Engine {
-    /// This tool: it fails over when told to (or in the drill)
-    #[default]
-    Pgrepl,
-    /// Patroni 3.0 with etcd: it detects failures and fails over by itself
-    Patroni,
+pub const IMAGE: &str = crate::debian_image::PATRONI_TAG;
+
+/// One member as Patroni's REST API reports it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Member {
+    pub name: String,
+    pub role: MemberRole,
+    pub state: MemberState,
+    pub timeline: Option<u64>,
+    /// Bytes behind the leader, as Patroni reports it.
+    #[serde(default, deserialize_with = "lag")]
+    pub lag: Option<i64>,
 }
 
-/// Patroni's DCS timings for a cluster or a drill.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
-pub enum TimingsArg {
-    /// ttl 30, loop_wait 10, retry_timeout 10 (Patroni's defaults)
-    #[default]
-    Default,
-    /// ttl 20, loop_wait 1, retry_timeout 3 (the least Patroni 3.0 accepts)
-    Tightest,
+/// A member's role in `GET /cluster`; a role this tool does not know is
+/// kept with its name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MemberRole {
+    Leader,
+    SyncStandby,
+    QuorumStandby,
+    Replica,
+    StandbyLeader,
+    #[serde(untagged)]
+    Other(String),
 }
 
-impl TimingsArg {
-    pub fn timings(self) -> Timings {
-        match self {
-            TimingsArg::Default => Timings::DEFAULT,
-            TimingsArg::Tightest => Timings::TIGHTEST,
-        }
+/// A member's state in `GET /cluster`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MemberState {
+    Running,
+    Streaming,
+    Starting,
+    Stopped,
+    #[serde(untagged)]
+    Other(String),
+}
+
+impl std::fmt::Display for MemberRole {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let v = serde_json::to_value(self).map_err(|_| std::fmt::Error)?;
+        f.write_str(v.as_str().unwrap_or("?"))
     }
 }
 
-pub const IMAGE: &str = crate::ops::image::PATRONI_TAG;
+impl std::fmt::Display for MemberState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let v = serde_json::to_value(self).map_err(|_| std::fmt::Error)?;
+        f.write_str(v.as_str().unwrap_or("?"))
+    }
+}
 
-/// One member as Patroni's REST API reports it.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct Member {
-    pub name: String,
-    /// `leader`, `sync_standby` or `replica`.
-    pub role: String,
-    /// `running`, `streaming`, `starting`, `stopped`, ...
-    pub state: String,
-    pub timeline: Option<u64>,
-    /// Bytes behind the leader, as Patroni reports it.
-    pub lag: Option<i64>,
+/// Patroni reports lag as bytes, or as `"unknown"` for a member it cannot
+/// place: that is no lag to show.
+fn lag<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Option<i64>, D::Error> {
+    let v: Option<serde_json::Value> = Option::deserialize(d)?;
+    Ok(v.and_then(|v| v.as_i64()))
 }
 
 /// The Compose file of the Patroni engine of a cluster.
@@ -74,7 +89,7 @@ pub fn compose_file(c: &Cluster) -> PathBuf {
 /// (Debian bookworm's patroni 3.0.2): a topology of another major is
 /// refused, never run on 15 behind the user's back.
 pub fn engine<'r>(c: Cluster<'r>) -> Result<Cluster<'r>> {
-    let major = crate::ops::image::PATRONI_MAJOR;
+    let major = crate::debian_image::PATRONI_MAJOR;
     match c.topology().cluster.declared_major() {
         Some(m) if m.get() == major => {}
         other => bail!(
@@ -88,45 +103,47 @@ pub fn engine<'r>(c: Cluster<'r>) -> Result<Cluster<'r>> {
     Ok(c.with_compose_file(file, IMAGE))
 }
 
-/// A plain HTTP/1.0 request to 127.0.0.1:`port`, with a deadline; returns
-/// the status code and body.
+/// An HTTP request to Patroni's REST API on 127.0.0.1:`port` (ureq), with
+/// a deadline and no proxy (traffic stays on loopback); returns the status
+/// code and body.
 pub fn http(port: u32, method: &str, path: &str, body: Option<&str>) -> Result<(u16, String)> {
-    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], u16::try_from(port)?));
-    let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2))
-        .with_context(|| format!("connecting to {addr}"))?;
-    s.set_read_timeout(Some(Duration::from_secs(5)))?;
-    s.set_write_timeout(Some(Duration::from_secs(5)))?;
-    let body = body.unwrap_or("");
-    write!(
-        s,
-        "{method} {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    )?;
-    let mut text = String::new();
-    s.read_to_string(&mut text)?;
-    let (head, rest) = text.split_once("\r\n\r\n").context("no HTTP header")?;
-    let code = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .context("no HTTP status")?;
-    Ok((code, rest.to_string()))
+    let port = u16::try_from(port).with_context(|| format!("REST port {port} is out of range"))?;
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(Duration::from_secs(5)))
+        .http_status_as_error(false)
+        .proxy(None)
+        .build()
+        .into();
+    let url = format!("http://127.0.0.1:{port}{path}");
+    let answer = match (method, body) {
+        ("GET", _) => agent.get(&url).call(),
+        ("PATCH", Some(b)) => agent
+            .patch(&url)
+            .header("Content-Type", "application/json")
+            .send(b),
+        ("POST", Some(b)) => agent
+            .post(&url)
+            .header("Content-Type", "application/json")
+            .send(b),
+        _ => anyhow::bail!("no {method} with this body to Patroni's REST API"),
+    };
+    let mut resp = answer.with_context(|| format!("{method} {url}"))?;
+    let code = resp.status().as_u16();
+    let text = resp
+        .body_mut()
+        .read_to_string()
+        .with_context(|| format!("reading the answer to {method} {url}"))?;
+    Ok((code, text))
 }
 
 /// Parses `GET /cluster`.
 pub fn parse_cluster(body: &str) -> Result<Vec<Member>> {
-    let v: serde_json::Value = serde_json::from_str(body).context("reading Patroni's /cluster")?;
-    let members = v["members"].as_array().context("no members in /cluster")?;
-    Ok(members
-        .iter()
-        .map(|m| Member {
-            name: m["name"].as_str().unwrap_or_default().to_string(),
-            role: m["role"].as_str().unwrap_or_default().to_string(),
-            state: m["state"].as_str().unwrap_or_default().to_string(),
-            timeline: m["timeline"].as_u64(),
-            lag: m["lag"].as_i64(),
-        })
-        .collect())
+    #[derive(Deserialize)]
+    struct ClusterAnswer {
+        members: Vec<Member>,
+    }
+    let v: ClusterAnswer = serde_json::from_str(body).context("reading Patroni's /cluster")?;
+    Ok(v.members)
 }
 
 /// The members, from the first node whose REST API answers.
@@ -162,18 +179,22 @@ pub fn health(c: &Cluster, members: &[Member]) -> Result<Vec<String>> {
 /// `sync_standby` members as the topology asks.
 fn problems(c: &Cluster, members: &[Member]) -> Vec<String> {
     let mut out = Vec::new();
-    let leaders: Vec<&Member> = members.iter().filter(|m| m.role == "leader").collect();
+    let leaders: Vec<&Member> = members
+        .iter()
+        .filter(|m| m.role == MemberRole::Leader)
+        .collect();
     if leaders.len() != 1 {
         out.push(format!("{} leaders", leaders.len()));
     }
     for n in &c.topology().nodes {
         match members.iter().find(|m| m.name == n.name()) {
             None => out.push(format!("{} is not a member", n.name())),
-            Some(m) if m.role == "leader" && m.state != "running" => {
+            Some(m) if m.role == MemberRole::Leader && m.state != MemberState::Running => {
                 out.push(format!("leader {} is {}", m.name, m.state))
             }
             Some(m)
-                if m.role != "leader" && !matches!(m.state.as_str(), "streaming" | "running") =>
+                if m.role != MemberRole::Leader
+                    && !matches!(m.state, MemberState::Streaming | MemberState::Running) =>
             {
                 out.push(format!("{} is {}", m.name, m.state))
             }
@@ -181,7 +202,10 @@ fn problems(c: &Cluster, members: &[Member]) -> Vec<String> {
         }
     }
     let want = sync_count(c);
-    let have = members.iter().filter(|m| m.role == "sync_standby").count();
+    let have = members
+        .iter()
+        .filter(|m| m.role == MemberRole::SyncStandby)
+        .count();
     if have < want as usize {
         out.push(format!("{have} sync_standby member(s), {want} wanted"));
     }
@@ -216,7 +240,7 @@ pub fn table(members: &[Member]) -> String {
 pub fn leader(members: &[Member]) -> Option<String> {
     let l: Vec<&Member> = members
         .iter()
-        .filter(|m| m.role == "leader" && m.state == "running")
+        .filter(|m| m.role == MemberRole::Leader && m.state == MemberState::Running)
         .collect();
     (l.len() == 1).then(|| l[0].name.clone())
 }
@@ -283,10 +307,10 @@ pub fn setup(c: &Cluster, runner: &dyn Runner, timings: Timings, timeout: Durati
     }
     if !c.docker().has_image(runner, IMAGE)? {
         say!("image {IMAGE} is not in the Docker engine: building it from Debian packages (postgresql-15, patroni, etcd-server)");
-        crate::ops::image::build(
-            &crate::ops::image::Spec {
+        crate::debian_image::build(
+            &crate::debian_image::Spec {
                 tag: IMAGE.into(),
-                major: cluster_config::version::Major::new(crate::ops::image::PATRONI_MAJOR)
+                major: cluster_config::version::Major::new(crate::debian_image::PATRONI_MAJOR)
                     .map_err(anyhow::Error::msg)?,
                 mirror: None,
                 suite: "bookworm".into(),
@@ -480,5 +504,19 @@ mod tests {
             },
         ];
         assert_eq!(leader(&two), None);
+        // Roles and states this tool does not know, and lag Patroni cannot
+        // place, are kept as they come, never mistaken for a leader.
+        let odd = r#"{"members": [
+            {"name": "a", "role": "quorum_standby", "state": "streaming", "lag": "unknown"},
+            {"name": "b", "role": "standby_leader", "state": "in archive recovery"},
+            {"name": "c", "role": "master", "state": "running"}
+        ]}"#;
+        let m = parse_cluster(odd).unwrap();
+        assert_eq!(m[0].role, MemberRole::QuorumStandby);
+        assert_eq!(m[0].lag, None);
+        assert_eq!(m[1].state, MemberState::Other("in archive recovery".into()));
+        assert_eq!(m[2].role, MemberRole::Other("master".into()));
+        assert_eq!(leader(&m), None);
+        assert_eq!(m[1].state.to_string(), "in archive recovery");
     }
 }

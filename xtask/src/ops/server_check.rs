@@ -11,8 +11,8 @@
 //! so that a check costs a container start and a server start, side by
 //! side for every distinct configuration.
 
+use crate::debian_image::IMAGE_LABEL;
 use crate::docker::Docker;
-use crate::ops::image::IMAGE_LABEL;
 use crate::runner::Runner;
 use anyhow::{bail, Result};
 

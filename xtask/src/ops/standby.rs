@@ -71,7 +71,7 @@ pub fn rejoin(
     primary: &str,
     secrets: &Secrets,
     timeout: Duration,
-) -> Result<String> {
+) -> Result<Rejoined> {
     let r = c.runner();
     let t = c.topology();
     let n = c.node(node)?;
@@ -88,7 +88,7 @@ pub fn rejoin(
             say!("{node}: {why}: it will be re-cloned from {primary} (a full copy)");
             if r.dry_run() {
                 crate::ops::clone::reclone_from(c, node, primary, timeout)?;
-                return Ok("planned: re-clone".into());
+                return Ok(Rejoined::Planned(Box::new(Rejoined::Recloned(Reclone::RewindImpossible))));
             }
         }
         Some(RejoinPath::Rewind) => say!("{node}: its history may have diverged from {primary}'s: pg_rewind, then it follows {primary}"),
@@ -102,7 +102,7 @@ pub fn rejoin(
     }
     if let Some(RejoinPath::Reclone(_)) = path {
         crate::ops::clone::reclone_from(c, node, primary, timeout)?;
-        return Ok("re-cloned (pg_rewind impossible)".into());
+        return Ok(Rejoined::Recloned(Reclone::RewindImpossible));
     }
     if t.replication.slots {
         c.sql_mut(primary, &crate::pg::sql::create_slot(&n.slot_name()))?;
@@ -135,8 +135,8 @@ pub fn rejoin(
             .secret_env("PGPASSWORD", &secrets.owner)
             .stdin(settings),
     )?;
-    let said = |m: &str| out.stdout.lines().any(|l| l.trim() == m);
-    let how = if said("pgrepl:rewind-failed") {
+    let marker = out.stdout.lines().find_map(|l| Marker::parse(l.trim()));
+    let how = if marker == Some(Marker::RewindFailed) {
         say!(
             "{node}: pg_rewind failed ({}); re-cloning",
             out.stdout
@@ -147,17 +147,18 @@ pub fn rejoin(
                 .trim()
         );
         crate::ops::clone::reclone_from(c, node, primary, timeout)?;
-        return Ok("re-cloned (pg_rewind failed)".into());
-    } else if said("pgrepl:standby") {
-        "re-pointed"
-    } else if said("pgrepl:rewind") {
-        if out.stdout.contains("no rewind required") {
-            "pg_rewind (no rewind required)"
-        } else {
-            "pg_rewind"
+        return Ok(Rejoined::Recloned(Reclone::RewindFailed));
+    } else if marker == Some(Marker::Standby) {
+        Rejoined::Repointed
+    } else if marker == Some(Marker::Rewound) {
+        Rejoined::Rewound {
+            needed: !out.stdout.contains("no rewind required"),
         }
     } else if r.dry_run() {
-        "planned"
+        Rejoined::Planned(Box::new(match path {
+            Some(RejoinPath::Repoint) => Rejoined::Repointed,
+            _ => Rejoined::Rewound { needed: true },
+        }))
     } else {
         bail!(
             "{node}: preparing the data folder to rejoin failed: {}{}",
@@ -168,7 +169,7 @@ pub fn rejoin(
     r.run(&c.docker().cmd().args(["start", &id]))?;
     if r.dry_run() {
         // Nothing was started: there is nothing to wait for.
-        return Ok(format!("planned: {how}"));
+        return Ok(how);
     }
     let followed = c.wait_ready(node, timeout).and_then(|_| {
         c.poll(
@@ -181,13 +182,83 @@ pub fn rejoin(
         say!("{node}: last log lines:\n{}", c.last_logs(node, 12)?);
         say!("{node}: does not follow {primary} ({e:#}); re-cloning");
         crate::ops::clone::reclone_from(c, node, primary, timeout)?;
-        return Ok(format!("re-cloned ({how} was not enough)"));
+        return Ok(Rejoined::Recloned(Reclone::DidNotFollow(Box::new(how))));
     }
     if c.sql(node, "SELECT pg_is_in_recovery()")? != "t" {
         bail!("{node} came back writable; stop it at once");
     }
     ensure_read_only(c, node)?;
-    Ok(how.to_string())
+    Ok(how)
+}
+
+/// How a node came back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rejoined {
+    /// A standby that lost its upstream: its settings pointed at the
+    /// primary.
+    Repointed,
+    /// A diverged node rewound with pg_rewind (`needed`: it had diverged).
+    Rewound { needed: bool },
+    /// Re-cloned from the primary, and why.
+    Recloned(Reclone),
+    /// A dry run: what the real run would do.
+    Planned(Box<Rejoined>),
+}
+
+/// Why a rejoin needed a full re-clone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reclone {
+    /// Neither wal_log_hints nor data checksums in its control file.
+    RewindImpossible,
+    RewindFailed,
+    /// Rejoined, it still did not follow the primary.
+    DidNotFollow(Box<Rejoined>),
+}
+
+impl Rejoined {
+    /// Whether the node was copied in full from the primary.
+    pub fn recloned(&self) -> bool {
+        matches!(self, Rejoined::Recloned(_))
+    }
+}
+
+impl std::fmt::Display for Rejoined {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Rejoined::Repointed => f.write_str("re-pointed"),
+            Rejoined::Rewound { needed: true } => f.write_str("pg_rewind"),
+            Rejoined::Rewound { needed: false } => f.write_str("pg_rewind (no rewind required)"),
+            Rejoined::Recloned(Reclone::RewindImpossible) => {
+                f.write_str("re-cloned (pg_rewind impossible)")
+            }
+            Rejoined::Recloned(Reclone::RewindFailed) => {
+                f.write_str("re-cloned (pg_rewind failed)")
+            }
+            Rejoined::Recloned(Reclone::DidNotFollow(how)) => {
+                write!(f, "re-cloned ({how} was not enough)")
+            }
+            Rejoined::Planned(how) => write!(f, "planned: {how}"),
+        }
+    }
+}
+
+/// What the rejoin script says it did: one line of its output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Marker {
+    RewindFailed,
+    Standby,
+    Rewound,
+}
+
+impl Marker {
+    fn parse(line: &str) -> Option<Marker> {
+        Some(match line {
+            "pgrepl:rewind-failed" => Marker::RewindFailed,
+            "pgrepl:standby" => Marker::Standby,
+            "pgrepl:rewind" => Marker::Rewound,
+            _ => return None,
+        })
+    }
 }
 
 /// Prepares a stopped node's data folder to follow a new primary, in one

@@ -6,19 +6,40 @@ use crate::cluster::Cluster;
 use crate::pg::sql::literal;
 use crate::wait::ms;
 use anyhow::Result;
+use cluster_config::syncrep::SyncStandbyNames;
 use std::time::Duration;
 
+/// What `synchronous_standby_names` is set to on a live primary.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SyncNames {
+    /// The configured value (the ALTER SYSTEM override reset).
+    Configured,
+    /// The configured list narrowed to the standbys connected now; `None`:
+    /// none is connected, so commits are not synchronous until one rejoins.
+    Narrowed(Option<SyncStandbyNames>),
+}
+
+impl SyncNames {
+    /// The value as the server stores it (empty: none).
+    pub fn value(&self) -> Option<String> {
+        match self {
+            SyncNames::Configured => None,
+            SyncNames::Narrowed(n) => Some(n.as_ref().map(|s| s.to_string()).unwrap_or_default()),
+        }
+    }
+}
+
 /// The configured `synchronous_standby_names`, narrowed to the standbys
-/// streaming from `primary` now (empty: none is connected).
-pub fn narrowed_sync_names(c: &Cluster, primary: &str) -> Result<String> {
+/// streaming from `primary` now.
+pub fn narrowed_sync_names(c: &Cluster, primary: &str) -> Result<SyncNames> {
     let t = c.topology();
     let connected = crate::ops::live::connected(c, primary)?;
     let connected: Vec<&str> = connected.iter().map(String::as_str).collect();
     let nodes: Vec<&str> = t.nodes.iter().map(|n| n.name()).collect();
-    Ok(crate::ops::live::configured_sync_names(t)
-        .and_then(|cfg| cluster_config::live::narrowed(&cfg, &connected, &nodes))
-        .map(|s| s.to_string())
-        .unwrap_or_default())
+    Ok(SyncNames::Narrowed(
+        crate::ops::live::configured_sync_names(t)
+            .and_then(|cfg| cluster_config::live::narrowed(&cfg, &connected, &nodes)),
+    ))
 }
 
 /// Back to the configured list when enough of the standbys it names are
@@ -28,36 +49,39 @@ pub fn narrowed_sync_names(c: &Cluster, primary: &str) -> Result<String> {
 pub fn restore_sync_names(c: &Cluster, primary: &str) -> Result<()> {
     let t = c.topology();
     let Some(cfg) = crate::ops::live::configured_sync_names(t) else {
-        return set_sync_names(c, primary, None);
+        return set_sync_names(c, primary, &SyncNames::Configured);
     };
     let connected = crate::ops::live::connected(c, primary)?;
     let listed = connected.iter().filter(|n| cfg.matches(n)).count();
     if listed >= cfg.num_sync as usize {
-        set_sync_names(c, primary, None)
+        set_sync_names(c, primary, &SyncNames::Configured)
     } else {
         let names = narrowed_sync_names(c, primary)?;
-        set_sync_names(c, primary, Some(&names))
+        set_sync_names(c, primary, &names)
     }
 }
 
-/// `Some(v)`: ALTER SYSTEM SET to v; `None`: back to the configured value.
-pub fn set_sync_names(c: &Cluster, primary: &str, value: Option<&str>) -> Result<()> {
-    let sql = match value {
+/// Sets `synchronous_standby_names` on a live primary (ALTER SYSTEM, then
+/// a reload).
+pub fn set_sync_names(c: &Cluster, primary: &str, names: &SyncNames) -> Result<()> {
+    let sql = match names.value() {
         Some(v) => format!(
             "ALTER SYSTEM SET synchronous_standby_names = {};\nSELECT pg_reload_conf();",
-            literal(v)
+            literal(&v)
         ),
         None => {
             "ALTER SYSTEM RESET synchronous_standby_names;\nSELECT pg_reload_conf();".to_string()
         }
     };
     c.sql_mut(primary, &sql)?;
-    match value {
-        Some("") => say!(
+    match names {
+        SyncNames::Narrowed(None) => say!(
             "{primary}: no standby is connected yet; commits are not synchronous until one rejoins"
         ),
-        Some(v) => say!("{primary}: synchronous_standby_names = '{v}'"),
-        None => say!("{primary}: synchronous_standby_names back to the configured value"),
+        SyncNames::Narrowed(Some(v)) => say!("{primary}: synchronous_standby_names = '{v}'"),
+        SyncNames::Configured => {
+            say!("{primary}: synchronous_standby_names back to the configured value")
+        }
     }
     Ok(())
 }
@@ -103,13 +127,19 @@ mod tests {
         let s = primary_with(&["slave2-db"]);
         let c = cluster(&rec, &s);
         assert_eq!(
-            narrowed_sync_names(&c, "master-db").unwrap(),
+            narrowed_sync_names(&c, "master-db")
+                .unwrap()
+                .value()
+                .unwrap(),
             "FIRST 1 (\"slave2-db\")"
         );
         let s = primary_with(&[]);
         let c = cluster(&rec, &s);
         assert_eq!(
-            narrowed_sync_names(&c, "master-db").unwrap(),
+            narrowed_sync_names(&c, "master-db")
+                .unwrap()
+                .value()
+                .unwrap(),
             "",
             "none connected: empty, never waiting"
         );

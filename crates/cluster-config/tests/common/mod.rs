@@ -82,3 +82,36 @@ pub fn assert_lacks(report: &Report, code: &str) {
         "unexpected {code}:\n{report}"
     );
 }
+
+/// A YAML document the crate rendered, read with a real YAML parser
+/// (yaml-rust2), as JSON values: what Compose and Patroni read, not what
+/// the crate thinks it wrote.
+pub fn yaml(text: &str) -> serde_json::Value {
+    use yaml_rust2::{Yaml, YamlLoader};
+    fn to_json(y: &Yaml) -> serde_json::Value {
+        match y {
+            Yaml::String(s) | Yaml::Real(s) => serde_json::Value::String(s.clone()),
+            Yaml::Integer(i) => serde_json::Value::from(*i),
+            Yaml::Boolean(b) => serde_json::Value::Bool(*b),
+            Yaml::Array(a) => serde_json::Value::Array(a.iter().map(to_json).collect()),
+            Yaml::Hash(h) => serde_json::Value::Object(
+                h.iter()
+                    .map(|(k, v)| {
+                        let key = match k {
+                            Yaml::String(s) => s.clone(),
+                            Yaml::Integer(i) => i.to_string(),
+                            Yaml::Boolean(b) => b.to_string(),
+                            other => panic!("unexpected YAML key {other:?}"),
+                        };
+                        (key, to_json(v))
+                    })
+                    .collect(),
+            ),
+            Yaml::Null => serde_json::Value::Null,
+            other => panic!("unexpected YAML value {other:?}"),
+        }
+    }
+    let docs = YamlLoader::load_from_str(text).unwrap_or_else(|e| panic!("not YAML: {e}\n{text}"));
+    assert_eq!(docs.len(), 1, "one YAML document");
+    to_json(&docs[0])
+}

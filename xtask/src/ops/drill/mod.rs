@@ -20,60 +20,42 @@ pub mod plot;
 pub mod writer;
 
 use crate::cluster::Cluster;
-use crate::ops::container::{self, port_of};
+use crate::ops::container::port_of;
 use crate::ops::failover::{self, Request};
 use crate::ops::live::{self, NodeStatus};
-use crate::ops::standby::{ensure_read_only, rejoin};
+use crate::ops::standby::rejoin;
 use crate::ops::sync::restore_sync_names;
-use crate::project;
 use crate::runner::Runner;
 use crate::secrets::Secrets;
 use crate::wait::ms;
 use anyhow::{bail, Context, Result};
-use clap::Args;
-use cluster_config::live::{LiveRole, SyncState};
+use cluster_config::live::LiveRole;
 use fault::Fault;
 use ledger::Ledger;
 use serde::Serialize;
 use std::collections::BTreeSet;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use writer::{Outcome, Writer, DRILL_TABLE};
 
-/// Fail the primary under synchronous write load, fail over, rejoin; prove zero loss.
-#[derive(Debug, Args)]
-pub struct DrillArgs {
-    #[command(flatten)]
-    pub topology: project::TopologyArg,
-    /// Faults to inject, comma-separated; rounds cycle through the list
-    #[arg(long, value_enum, value_delimiter = ',', default_value = "crash")]
+/// What a drill is asked to do.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// Faults to inject; rounds cycle through the list.
     pub fault: Vec<Fault>,
-    /// Rounds to run (at least 1); each fails whichever node is primary then
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     pub rounds: u32,
-    /// Leave the failed nodes down instead of rejoining them as standbys
-    #[arg(long)]
+    /// Leave the failed nodes down instead of rejoining them.
     pub no_rejoin: bool,
-    /// Write the JSON report here
-    #[arg(long, value_name = "FILE")]
+    /// Write the JSON report here.
     pub report: Option<PathBuf>,
-    /// Seconds of writes before the fault (0 to 600)
-    #[arg(long, default_value_t = 3.0, value_parser = crate::project::parse_seconds)]
+    /// Seconds of writes before the fault.
     pub warmup: f64,
-    /// Who fails over: this tool, or Patroni (which detects and promotes by
-    /// itself; the drill crashes the leader and only watches)
-    #[arg(long, value_enum, default_value_t)]
-    pub engine: crate::ops::patroni::Engine,
-    /// Patroni's DCS timings for the drill (--engine patroni), set on the
-    /// running cluster first
-    #[arg(long, value_enum, default_value_t)]
-    pub patroni_timings: crate::ops::patroni::TimingsArg,
-    /// Draw each round (commits per 100 ms, commit latency, the failover's
-    /// steps marked) into this SVG file
-    #[arg(long, value_name = "FILE.svg")]
+    /// Who fails over.
+    pub engine: crate::cli::Engine,
+    pub patroni_timings: crate::cli::TimingsArg,
+    /// Draw each round into this SVG file.
     pub plot: Option<PathBuf>,
-    /// How long to wait for each step, in seconds
-    #[arg(long, default_value_t = 120)]
+    /// How long to wait for each step, in seconds.
     pub timeout: u64,
 }
 
@@ -114,6 +96,8 @@ pub struct RoundReport {
     pub sync_commit_ms: Option<u64>,
     pub rejoin_ms: Option<u64>,
     pub rejoined_by: Option<String>,
+    /// Failed nodes that needed a full re-clone to rejoin.
+    pub recloned: usize,
     pub synchronous_standby_names: String,
     /// Nodes accepting writes at the end of the round.
     pub writable_nodes: Vec<String>,
@@ -137,12 +121,9 @@ pub struct DrillReport {
     pub final_status: Vec<NodeStatus>,
 }
 
-pub fn run(args: &DrillArgs, runner: &dyn Runner) -> Result<()> {
-    execute(args, runner).map(|_| ())
-}
-
-/// The drill, with its report (the failover bench reads it).
-pub fn execute(args: &DrillArgs, runner: &dyn Runner) -> Result<DrillReport> {
+/// The drill on the cluster of `topology`, with its report (the failover
+/// bench reads it).
+pub fn execute(topology: &Path, args: &Plan, runner: &dyn Runner) -> Result<DrillReport> {
     if args.no_rejoin && args.rounds > 1 {
         bail!("--no-rejoin leaves a node down, so a second round would start from an unhealthy cluster: use one round");
     }
@@ -157,11 +138,11 @@ pub fn execute(args: &DrillArgs, runner: &dyn Runner) -> Result<DrillReport> {
     if let Some(p) = &args.plot {
         crate::fsx::check_writable(p, "--plot")?;
     }
-    let patroni = args.engine == crate::ops::patroni::Engine::Patroni;
+    let patroni = args.engine == crate::cli::Engine::Patroni;
     if patroni && args.fault.iter().any(|f| *f != Fault::Crash) {
         bail!("--engine patroni runs the crash fault only (the others need the tool to fail over)");
     }
-    let c = Cluster::open(&args.topology.resolve(), runner)?;
+    let c = Cluster::open(topology, runner)?;
     let c = if patroni {
         crate::ops::patroni::engine(c)?
     } else {
@@ -351,7 +332,7 @@ fn print_round(r: &RoundReport) {
 fn drill_round(
     c: &Cluster,
     secrets: &Secrets,
-    args: &DrillArgs,
+    args: &Plan,
     run_id: &str,
     round: u32,
     fault: Fault,
@@ -382,76 +363,19 @@ fn drill_round(
     check_interrupt(c)?;
 
     // 3. Fault.
+    let fr = fault::Round {
+        c,
+        old: &old,
+        writer: &writer,
+        old_port,
+        timeout,
+    };
     let mut down: BTreeSet<String> = BTreeSet::new();
     let mut states = live::sync_states(&rows);
-    if fault == Fault::SyncStandbyFirst {
-        let victim = states
-            .iter()
-            .find(|(_, s)| *s == SyncState::Sync)
-            .map(|(n, _)| n.clone())
-            .context("no synchronous standby to fail first")?;
-        if !states
-            .iter()
-            .any(|(_, s)| matches!(s, SyncState::Potential | SyncState::Quorum))
-        {
-            bail!(
-                "the sync-standby-first fault needs a potential standby to take over from {victim}, and {old}'s \
-                 synchronous_standby_names leaves none (see `cargo xtask status`)"
-            );
-        }
-        say!("failing the synchronous standby {victim} first");
-        container::kill(c, &victim)?;
-        down.insert(victim.clone());
-        report.also_failed = Some(victim.clone());
-        // Commits go on once the potential standby has become synchronous.
-        let mark = Instant::now();
-        let took_over = c.poll(
-            "a potential standby to take over as synchronous",
-            timeout,
-            || {
-                let now = live::replication(c, &old)?;
-                Ok((now.iter().any(|r| r.sync_state == Some(SyncState::Sync))
-                    && writer.acknowledged_on(old_port, mark) >= 20)
-                    .then_some(now))
-            },
-        );
-        match took_over {
-            Ok(now) => {
-                states = now
-                    .into_iter()
-                    .filter_map(|r| r.sync_state.map(|s| (r.name, s)))
-                    .collect();
-            }
-            Err(e) => {
-                say!("restarting {victim}");
-                container::start(c, &victim)?;
-                return Err(e);
-            }
-        }
-    }
-    if fault == Fault::CancelWait {
-        say!("pausing the standbys and cancelling the writer's synchronous waits on {old}");
-        fault::pause_others(c, &old, true)?;
-        let mark = Instant::now();
-        let cancelled = fault::cancel_sync_waits(c, &old, timeout, || {
-            writer.count(Outcome::CancelledWait, mark) >= 5
-        });
-        if let Err(e) = cancelled {
-            fault::pause_others(c, &old, false)?;
-            return Err(e);
-        }
-    }
+    fault.before(&fr, &mut states, &mut down, &mut report)?;
     say!("failing the primary {old} ({fault}) under write load");
     let crashed_at = Instant::now();
-    match fault {
-        Fault::Stop => container::stop(c, &old)?,
-        Fault::Partition => container::disconnect(c, &old)?,
-        _ => container::kill(c, &old)?,
-    }
-    writer.point_at(None);
-    if fault == Fault::CancelWait {
-        fault::pause_others(c, &old, false)?;
-    }
+    fault.fail_primary(&fr)?;
     down.insert(old.clone());
 
     // 4. Fail over with the operations the `failover` command runs.
@@ -478,9 +402,7 @@ fn drill_round(
     let done = match done {
         Ok(d) => d,
         Err(e) => {
-            if fault == Fault::Partition {
-                let _ = container::reconnect(c, &old);
-            }
+            fault.heal(&fr);
             print_state(c);
             return Err(e);
         }
@@ -497,28 +419,7 @@ fn drill_round(
     check_interrupt(c)?;
 
     // 5. What a supervisor or the network does next.
-    match fault {
-        Fault::Partition => {
-            say!("{old}: back on the network (it was fenced)");
-            container::reconnect(c, &old)?;
-        }
-        Fault::RestartOldPrimary => {
-            say!("{old}: started again, as a supervisor would");
-            let id = c
-                .container(&old)?
-                .context("the old primary has no container")?;
-            c.runner().run(&c.docker().cmd().args(["start", &id]))?;
-            c.wait_ready(&old, timeout)?;
-            let in_recovery = c.sql(&old, "SELECT pg_is_in_recovery()")? == "t";
-            let read_only = in_recovery && ensure_read_only(c, &old).is_ok();
-            report.restarted_read_only = Some(read_only);
-            if !read_only {
-                bail!("{old} came back writable after the failover to {new}");
-            }
-            say!("{old}: it came back read-only (standby.signal from the fence)");
-        }
-        _ => {}
-    }
+    fault.after_promotion(&fr, &new, &mut report)?;
 
     // 6. The writer resumed on the new primary once it was promoted.
     observe_new_primary(
@@ -538,35 +439,7 @@ fn drill_round(
 
     // 8. Rejoin.
     if !args.no_rejoin {
-        let rejoin_start = Instant::now();
-        let mut how = Vec::new();
-        for node in &down {
-            how.push(format!(
-                "{node}: {}",
-                rejoin(c, node, &new, secrets, timeout)
-                    .with_context(|| format!("rejoining {node}"))?
-            ));
-        }
-        report.rejoin_ms = Some(ms(rejoin_start.elapsed()));
-        report.rejoined_by = Some(how.join(", "));
-        restore_sync_names(c, &new)?;
-        let t = c.topology();
-        let expected = live::expected_sync_states(t, &new);
-        c.poll(
-            "every standby to stream with its configured sync_state",
-            timeout,
-            || {
-                let rows = live::collect(c)?;
-                Ok(rows
-                    .iter()
-                    .all(|r| {
-                        r.problems.is_empty()
-                            && (r.role == LiveRole::Primary
-                                || r.sync_state == expected.get(&r.node).copied())
-                    })
-                    .then_some(()))
-            },
-        )?;
+        rejoin_failed(c, secrets, &down, &new, &mut report, timeout)?;
     }
     report.writable_nodes = live::collect(c)?
         .iter()
@@ -576,13 +449,56 @@ fn drill_round(
     Ok(report)
 }
 
+/// The failed nodes come back as standbys of `new`, and every standby
+/// streams with its configured sync state again.
+fn rejoin_failed(
+    c: &Cluster,
+    secrets: &Secrets,
+    down: &BTreeSet<String>,
+    new: &str,
+    report: &mut RoundReport,
+    timeout: Duration,
+) -> Result<()> {
+    let rejoin_start = Instant::now();
+    let mut how = Vec::new();
+    for node in down {
+        let done =
+            rejoin(c, node, new, secrets, timeout).with_context(|| format!("rejoining {node}"))?;
+        if done.recloned() {
+            report.recloned += 1;
+        }
+        how.push(format!("{node}: {done}"));
+    }
+    report.rejoin_ms = Some(ms(rejoin_start.elapsed()));
+    report.rejoined_by = Some(how.join(", "));
+    restore_sync_names(c, new)?;
+    let t = c.topology();
+    let expected = live::expected_sync_states(t, new);
+    c.poll(
+        "every standby to stream with its configured sync_state",
+        timeout,
+        || {
+            let rows = live::collect(c)?;
+            Ok(rows
+                .iter()
+                .all(|r| {
+                    r.problems.is_empty()
+                        && (r.role == LiveRole::Primary
+                            || r.sync_state == expected.get(&r.node).copied())
+                })
+                .then_some(()))
+        },
+    )?;
+    Ok(())
+}
+
 /// Creates the drill's table on `primary`, starts the writer there and
 /// waits for its warm-up: at least 20 acknowledged commits and
 /// `--warmup` seconds.
 fn warm_writer(
     c: &Cluster,
     secrets: &Secrets,
-    args: &DrillArgs,
+    args: &Plan,
     run_id: &str,
     round: u32,
     primary: &str,

@@ -29,7 +29,7 @@ pub const PATRONI_MAJOR: u32 = 15;
 /// Label carried by the image, so the tool can tell its own images apart.
 pub const IMAGE_LABEL: &str = "io.pgrepl.image";
 
-const ENTRYPOINT: &str = include_str!("../../assets/docker-entrypoint.sh");
+const ENTRYPOINT: &str = include_str!("../assets/docker-entrypoint.sh");
 
 /// What to build.
 #[derive(Debug, Clone)]

@@ -3,7 +3,7 @@
 //! the tool only watches (Patroni's REST API) and measures. RTO therefore
 //! contains detection: the leader key's expiry in etcd and Patroni's loop.
 
-use super::{DrillArgs, RoundReport};
+use super::{Plan, RoundReport};
 use crate::cluster::Cluster;
 use crate::ops::container;
 use crate::ops::patroni::{self as engine, leader, members, wait_healthy};
@@ -44,7 +44,7 @@ pub fn apply_timings(c: &Cluster, t: cluster_config::patroni::Timings) -> Result
 pub fn round(
     c: &Cluster,
     secrets: &Secrets,
-    args: &DrillArgs,
+    args: &Plan,
     run_id: &str,
     round: u32,
 ) -> Result<RoundReport> {
