@@ -25,6 +25,8 @@ mod owner_only;
 mod pg;
 mod pg_image;
 mod project;
+#[cfg(test)]
+mod readme;
 mod rejoin;
 mod render;
 mod runner;

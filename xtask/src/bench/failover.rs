@@ -18,7 +18,29 @@ pub fn bench(
     per_major: &[(cluster_config::version::Major, PathBuf, PathBuf)],
     args: &BenchArgs,
     runner: &dyn Runner,
-) -> Result<Table> {
+) -> Result<Vec<Table>> {
+    let mut tables = Vec::new();
+    let mut commands = Table::new(
+        "failover-commands",
+        &format!(
+            "The commands a user types, timed: `docker kill` of the primary, then `xtask failover` and `xtask rejoin` as \
+             separate processes, {} rounds, beside the drill's in-process RTO on the same cluster (the baseline)",
+            args.rounds
+        ),
+        &[
+            "PostgreSQL",
+            "standbys",
+            "rounds",
+            "acknowledged",
+            "lost",
+            "xtask failover median",
+            "xtask failover worst",
+            "RTO median (commands)",
+            "xtask rejoin median",
+            "xtask rejoin worst",
+            "RTO median (drill, baseline)",
+        ],
+    );
     let mut table = Table::new(
         "failover",
         &format!(
@@ -55,8 +77,15 @@ pub fn bench(
             row(&mut table, "this tool", &major.to_string(), &report, |r| {
                 r.promote_ms
             });
+            user_rows(&mut commands, topology, major, &report, args, runner)?;
         }
     }
+    commands.note(
+        "The command rows include each process's start, its reading of the topology and secrets and its own checks; \
+         the drill's rows do not. RTO (commands) runs from `docker kill` to the writer's first acknowledged commit on \
+         the new primary, the same clock as the drill's.",
+    );
+    tables.push(commands);
     if args.compare == Some(Engine::Patroni) {
         // Patroni's image holds one major: the side by side runs on it.
         let topology = per_major
@@ -112,7 +141,80 @@ pub fn bench(
          Patroni must detect it (its leader key expires in etcd), so its RTO contains detection. The writer under Patroni \
          keeps its connection address until the tool sees the new leader in Patroni's REST API.",
     );
-    Ok(table)
+    tables.insert(0, table);
+    Ok(tables)
+}
+
+/// `args.rounds` incidents as a user runs them on `topology`: one row.
+fn user_rows(
+    table: &mut Table,
+    topology: &Path,
+    major: &cluster_config::version::Major,
+    drill: &DrillReport,
+    args: &BenchArgs,
+    runner: &dyn Runner,
+) -> Result<()> {
+    let exe = std::env::current_exe().context("finding the tool's own binary")?;
+    let c = crate::cluster::Cluster::open(topology, runner)?;
+    let run_id = format!("user-{}", &crate::secrets::generate_password()?[..8]);
+    let mut rounds = Vec::new();
+    for round in 1..=args.rounds {
+        say!(
+            "\n== the commands as a user runs them, round {round} of {}",
+            args.rounds
+        );
+        let r = drill::user_round(
+            &c,
+            topology,
+            &exe,
+            &run_id,
+            round,
+            std::time::Duration::from_secs(180),
+        )?;
+        say!(
+            "failover {} ms, rejoin {} ms, RTO {} ms, acknowledged {}, lost {}",
+            r.failover_ms,
+            r.rejoin_ms,
+            r.rto_ms,
+            r.acknowledged,
+            r.lost
+        );
+        if r.lost > 0 {
+            bail!(
+                "the commands lost {} acknowledged commit(s) in round {round}",
+                r.lost
+            );
+        }
+        rounds.push(r);
+    }
+    let sorted = |f: fn(&drill::UserRound) -> u64| {
+        let mut v: Vec<u64> = rounds.iter().map(f).collect();
+        v.sort_unstable();
+        v
+    };
+    let (fo, rj, rto) = (
+        sorted(|r| r.failover_ms),
+        sorted(|r| r.rejoin_ms),
+        sorted(|r| r.rto_ms),
+    );
+    table.row(vec![
+        major.to_string(),
+        drill.final_status.len().saturating_sub(1).to_string(),
+        rounds.len().to_string(),
+        rounds
+            .iter()
+            .map(|r| r.acknowledged)
+            .sum::<usize>()
+            .to_string(),
+        rounds.iter().map(|r| r.lost).sum::<usize>().to_string(),
+        format!("{} ms", median(fo.clone())),
+        format!("{} ms", fo.last().copied().unwrap_or(0)),
+        format!("{} ms", median(rto)),
+        format!("{} ms", median(rj.clone())),
+        format!("{} ms", rj.last().copied().unwrap_or(0)),
+        format!("{} ms", drill.rto_median_ms),
+    ]);
+    Ok(())
 }
 
 fn drill_on(

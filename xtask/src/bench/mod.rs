@@ -210,7 +210,9 @@ pub fn run(args: &BenchArgs, runner: &dyn Runner) -> Result<()> {
             if !args.keep {
                 down(&four, runner)?;
             }
-            show(t?);
+            for table in t? {
+                show(table);
+            }
         }
         if wants(Which::Reclone) {
             show(reclone::bench(&three, args, runner)?);

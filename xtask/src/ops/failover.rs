@@ -11,7 +11,7 @@ use super::sync::{narrowed_sync_names, prove_sync_commit, set_sync_names, SyncNa
 use crate::cluster::Cluster;
 use crate::secrets::Secrets;
 use crate::wait::ms;
-use anyhow::Result;
+use anyhow::{bail, Result};
 pub use cluster_config::live::Choice;
 use cluster_config::live::{Ask, Candidate, LiveRole, Lsn, SyncState};
 use cluster_config::names::NodeName;
@@ -155,6 +155,102 @@ pub fn run(c: &Cluster, secrets: &Secrets, req: &Request) -> Result<Done> {
         sync_names: names.value().unwrap_or_default(),
         sync_commit_ms,
     })
+}
+
+/// A failover as the `failover` command runs it: the live state says which
+/// node failed (a writable one to abandon, or the one the standbys followed
+/// that is down) and what it enforced; then [`run`]. Returns the failed
+/// primary and what was done.
+pub fn incident(
+    c: &Cluster,
+    to: Option<&NodeName>,
+    allow_data_loss: bool,
+    timeout: Duration,
+) -> Result<(String, Done)> {
+    let secrets = c.secrets()?;
+    let rows = live::collect(c)?;
+    let primaries: Vec<&str> = rows
+        .iter()
+        .filter(|r| r.role == LiveRole::Primary)
+        .map(|r| r.node.as_str())
+        .collect();
+    let down: BTreeSet<String> = rows
+        .iter()
+        .filter(|r| r.role == LiveRole::Down)
+        .map(|r| r.node.clone())
+        .collect();
+    let (old, states, enforced) = match primaries.as_slice() {
+        [p] => {
+            // Reachable but to be abandoned: what it enforces now is known.
+            let p = p.to_string();
+            let states = live::sync_states(&rows);
+            let enforced = live::enforced_sync_names(c, &p)?;
+            say!("{p} is reachable and writable: it will be fenced and abandoned");
+            (p, Some(states), enforced)
+        }
+        [] => {
+            let old = former_primary(c, &rows, &down)?;
+            say!(
+                "{old} is down; the standbys' states when it failed are unknown, so the worst case is assumed"
+            );
+            (old, None, live::configured_sync_names(c.topology()))
+        }
+        many => bail!(
+            "{} nodes accept writes ({}): stop all but one before anything else",
+            many.len(),
+            many.join(", ")
+        ),
+    };
+    if to.map(NodeName::as_str) == Some(old.as_str()) {
+        bail!("--to {old}: it is the primary being failed over from; name a standby");
+    }
+    let mut all_down = down.clone();
+    all_down.insert(old.clone());
+    let done = run(
+        c,
+        &secrets,
+        &Request {
+            fence: vec![old.clone()],
+            down: all_down,
+            states,
+            enforced,
+            to,
+            allow_data_loss,
+            on_promoted: None,
+            timeout,
+        },
+    )?;
+    Ok((old, done))
+}
+
+/// The primary that failed: the node the reachable standbys were following,
+/// when it is down.
+fn former_primary(
+    c: &Cluster,
+    rows: &[live::NodeStatus],
+    down: &BTreeSet<String>,
+) -> Result<String> {
+    let mut upstreams: BTreeSet<String> = BTreeSet::new();
+    for r in rows.iter().filter(|r| r.role == LiveRole::Standby) {
+        let ci = c.sql(&r.node, "SHOW primary_conninfo")?;
+        if let Ok(pairs) = cluster_config::validate::parse_conninfo(&ci) {
+            if let Some((_, host)) = pairs.into_iter().find(|(k, _)| k == "host") {
+                upstreams.insert(host);
+            }
+        }
+    }
+    let failed: Vec<&String> = upstreams.iter().filter(|u| down.contains(*u)).collect();
+    match failed.as_slice() {
+        [one] => Ok(one.to_string()),
+        [] => bail!(
+            "no primary is reachable, and the standbys follow no node that is down (they follow: {}); nothing to fail over from",
+            upstreams.iter().cloned().collect::<Vec<_>>().join(", ")
+        ),
+        many => bail!(
+            "the standbys follow different nodes that are down ({}); fail over by hand with --to after checking them",
+            many.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+        ),
+    }
 }
 
 #[cfg(test)]

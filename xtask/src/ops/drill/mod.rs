@@ -495,7 +495,7 @@ fn rejoin_failed(
 /// Creates the drill's table on `primary`, starts the writer there and
 /// waits for its warm-up: at least 20 acknowledged commits and
 /// `--warmup` seconds.
-fn warm_writer(
+pub(crate) fn warm_writer(
     c: &Cluster,
     secrets: &Secrets,
     args: &Plan,
@@ -594,6 +594,88 @@ fn observe_new_primary(
     report.cancelled_wait = l.cancelled_wait;
     report.cancelled_wait_survived = l.cancelled_wait_survived;
     Ok(())
+}
+
+/// One round of the incident as a user runs it: the drill's writer on the
+/// primary, `docker kill` of the primary, then the `failover` command
+/// (`exe`, the tool's own binary, as a separate process), the writer moved
+/// to the new primary once it returns, then the `rejoin` command. Each
+/// command's wall time is what the user waits for, process start included.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct UserRound {
+    pub failover_ms: u64,
+    pub rejoin_ms: u64,
+    /// Fault to the first acknowledged write on the new primary.
+    pub rto_ms: u64,
+    pub acknowledged: usize,
+    pub lost: usize,
+}
+
+/// Runs one [`UserRound`] on the cluster of `topology`.
+pub fn user_round(
+    c: &Cluster,
+    topology: &Path,
+    exe: &Path,
+    run_id: &str,
+    round: u32,
+    timeout: Duration,
+) -> Result<UserRound> {
+    let secrets = c.secrets()?;
+    let rows = live::collect(c)?;
+    if !live::healthy(&rows) {
+        bail!("the cluster is not healthy:\n{}", live::table(&rows));
+    }
+    let old = live::find_primary(c)?.context("no writable primary")?;
+    let plan = Plan {
+        fault: vec![Fault::Crash],
+        rounds: 1,
+        no_rejoin: false,
+        report: None,
+        warmup: 2.0,
+        engine: crate::cli::Engine::Pgrepl,
+        patroni_timings: crate::cli::TimingsArg::Default,
+        plot: None,
+        timeout: timeout.as_secs(),
+    };
+    let (writer, _) = warm_writer(c, &secrets, &plan, run_id, round, &old)?;
+    let t = topology.to_string_lossy().into_owned();
+    let crashed_at = Instant::now();
+    crate::ops::container::kill(c, &old)?;
+    let started = Instant::now();
+    c.runner()
+        .run(&crate::runner::Cmd::new(exe).args(["failover", "-t", &t]))?;
+    let failover_ms = ms(started.elapsed());
+    let promoted = Instant::now();
+    let new = live::find_primary(c)?.context("no primary after the failover command")?;
+    let mut report = RoundReport::default();
+    observe_new_primary(
+        c,
+        &mut report,
+        writer,
+        &new,
+        run_id,
+        round,
+        Marks {
+            fault: crashed_at,
+            promoted,
+            repointed: promoted,
+        },
+        timeout,
+    )?;
+    let started = Instant::now();
+    c.runner()
+        .run(&crate::runner::Cmd::new(exe).args(["rejoin", "--node", &old, "-t", &t]))?;
+    let rejoin_ms = ms(started.elapsed());
+    c.poll("a healthy cluster after the rejoin", timeout, || {
+        Ok(live::healthy(&live::collect(c)?).then_some(()))
+    })?;
+    Ok(UserRound {
+        failover_ms,
+        rejoin_ms,
+        rto_ms: report.rto_ms,
+        acknowledged: report.acknowledged,
+        lost: report.lost,
+    })
 }
 
 fn first_ids(ids: &[i64]) -> String {
