@@ -15,6 +15,7 @@ pub mod pgconf;
 pub mod policy;
 pub mod render;
 pub mod settings;
+pub mod status;
 pub mod syncrep;
 pub mod text;
 pub mod validate;
