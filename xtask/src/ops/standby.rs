@@ -110,6 +110,11 @@ pub fn rejoin(
     // pg_rewind reads the source's timeline from its control file, which
     // a freshly promoted server updates only at its next checkpoint.
     c.sql_mut(primary, "CHECKPOINT")?;
+    let source_tli = if r.dry_run() {
+        "<timeline>".to_string()
+    } else {
+        timeline(c, primary)?.to_string()
+    };
     let source = format!(
         "host={primary} port=5432 user={} dbname={}",
         render::conninfo_value(t.database.owner.get_ref().as_str()),
@@ -124,6 +129,7 @@ pub fn rejoin(
                 "pgrepl-rejoin",
                 PGDATA,
                 container::FENCE_MARKER,
+                &source_tli,
             ])
             // Its crash-recovery step must run with the node's real settings
             // (wal_log_hints), not the data folder's default postgresql.conf.
@@ -150,6 +156,9 @@ pub fn rejoin(
         return Ok(Rejoined::Recloned(Reclone::RewindFailed));
     } else if marker == Some(Marker::Standby) {
         Rejoined::Repointed
+    } else if marker == Some(Marker::Followed) {
+        say!("{node}: restarted read-only, it had already followed {primary}'s timeline {source_tli} past the fork: nothing to rewind");
+        Rejoined::Followed
     } else if marker == Some(Marker::Rewound) {
         Rejoined::Rewound {
             needed: !out.stdout.contains("no rewind required"),
@@ -199,6 +208,9 @@ pub enum Rejoined {
     Repointed,
     /// A diverged node rewound with pg_rewind (`needed`: it had diverged).
     Rewound { needed: bool },
+    /// A fenced node that, restarted read-only, had already followed the
+    /// primary's timeline past the fork: nothing to rewind.
+    Followed,
     /// Re-cloned from the primary, and why.
     Recloned(Reclone),
     /// A dry run: what the real run would do.
@@ -228,6 +240,7 @@ impl std::fmt::Display for Rejoined {
             Rejoined::Repointed => f.write_str("re-pointed"),
             Rejoined::Rewound { needed: true } => f.write_str("pg_rewind"),
             Rejoined::Rewound { needed: false } => f.write_str("pg_rewind (no rewind required)"),
+            Rejoined::Followed => f.write_str("already on the new timeline (no rewind required)"),
             Rejoined::Recloned(Reclone::RewindImpossible) => {
                 f.write_str("re-cloned (pg_rewind impossible)")
             }
@@ -248,6 +261,7 @@ enum Marker {
     RewindFailed,
     Standby,
     Rewound,
+    Followed,
 }
 
 impl Marker {
@@ -256,6 +270,7 @@ impl Marker {
             "pgrepl:rewind-failed" => Marker::RewindFailed,
             "pgrepl:standby" => Marker::Standby,
             "pgrepl:rewind" => Marker::Rewound,
+            "pgrepl:followed" => Marker::Followed,
             _ => return None,
         })
     }
@@ -275,9 +290,22 @@ impl Marker {
 /// the shell itself: PostgreSQL would take the lock as live, and the node
 /// is stopped, so it is stale.
 const REJOIN_SCRIPT: &str = r#"set -eu
-data="$1"; fence="$2"; shift 2
+data="$1"; fence="$2"; tli="$3"; shift 3
 mode=rewind
 if [ ! -e "$data/$fence" ] && [ -e "$data/standby.signal" ]; then mode=standby; fi
+if [ "$mode" = rewind ]; then
+  # Restarted read-only with an upstream, a fenced node may already have
+  # followed the source's timeline past the fork: then there is nothing to
+  # rewind (pg_rewind before 16 takes the timeline from the last
+  # checkpoint only and fails on this state).
+  ctl=$(LC_ALL=C pg_controldata "$data" 2>/dev/null || true)
+  state=$(printf '%s\n' "$ctl" | sed -n 's/^Database cluster state: *//p')
+  mintli=$(printf '%s\n' "$ctl" | sed -n "s/^Min recovery ending loc's timeline: *//p")
+  if [ "$state" = "shut down in recovery" ] && [ "$mintli" = "$tli" ]; then
+    mode=followed
+    rm -f "$data/$fence"
+  fi
+fi
 if [ "$mode" = rewind ]; then
   rm -f "$data/postmaster.pid" "$data/standby.signal" "$data/$fence"
   if ! pg_rewind -D "$data" "$@" 2>&1; then
@@ -286,8 +314,12 @@ if [ "$mode" = rewind ]; then
     exit 0
   fi
 fi
-cat > "$data/postgresql.auto.conf"
-touch "$data/standby.signal"
+# Each file replaced by a rename: a run killed here leaves the old or the
+# new file, and standby.signal never goes missing (whoever owns the old one).
+cat > "$data/postgresql.auto.conf.pgrepl"
+mv -f "$data/postgresql.auto.conf.pgrepl" "$data/postgresql.auto.conf"
+touch "$data/standby.signal.pgrepl"
+mv -f "$data/standby.signal.pgrepl" "$data/standby.signal"
 echo "pgrepl:$mode"
 "#;
 
