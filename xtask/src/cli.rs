@@ -90,4 +90,8 @@ pub enum FaultArg {
     RestartOldPrimary,
     /// The writer's synchronous waits are cancelled while the standbys are paused
     CancelWait,
+    /// The primary's container is frozen (docker pause); the failover fences it
+    Freeze,
+    /// The synchronous standby is cut off the network, the primary stays up: the write stall is measured
+    SyncStandbyPartition,
 }

@@ -35,10 +35,18 @@ pub struct DrillArgs {
     /// running cluster first
     #[arg(long, value_enum, default_value_t)]
     pub patroni_timings: crate::cli::TimingsArg,
-    /// Draw each round (commits per 100 ms, commit latency, the failover's
-    /// steps marked) into this SVG file
+    /// Draw the run into this SVG file: RTO and write stall of every round
+    /// by fault, and panels (commits per 100 ms, commit latency, the
+    /// failover's steps) for the worst rounds and --plot-rounds
     #[arg(long, value_name = "FILE.svg")]
     pub plot: Option<PathBuf>,
+    /// Rounds to draw panel by panel besides the worst, comma-separated
+    #[arg(long, value_delimiter = ',', requires = "plot")]
+    pub plot_rounds: Vec<u32>,
+    /// Write every operation (the writer's and the faults') as JSON Lines,
+    /// close to Jepsen's history format (README: "The drill's history")
+    #[arg(long, value_name = "FILE.jsonl")]
+    pub history: Option<PathBuf>,
     /// How long to wait for each step, in seconds
     #[arg(long, default_value_t = 120)]
     pub timeout: u64,
@@ -54,6 +62,8 @@ pub fn run(args: &DrillArgs, runner: &dyn Runner) -> Result<()> {
         engine: args.engine,
         patroni_timings: args.patroni_timings,
         plot: args.plot.clone(),
+        plot_rounds: args.plot_rounds.clone(),
+        history: args.history.clone(),
         timeout: args.timeout,
     };
     crate::ops::drill::execute(&args.topology.resolve(), &plan, runner).map(|_| ())
@@ -70,6 +80,8 @@ impl From<crate::cli::FaultArg> for crate::ops::drill::fault::Fault {
             FaultArg::Partition => Fault::Partition,
             FaultArg::RestartOldPrimary => Fault::RestartOldPrimary,
             FaultArg::CancelWait => Fault::CancelWait,
+            FaultArg::Freeze => Fault::Freeze,
+            FaultArg::SyncStandbyPartition => Fault::SyncStandbyPartition,
         }
     }
 }

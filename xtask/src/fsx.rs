@@ -150,6 +150,83 @@ pub fn write(path: &Path, contents: &[u8], access: Access) -> Result<bool> {
     Ok(true)
 }
 
+/// A file written over a long run and put in place at once at the end: a
+/// temporary file beside the target (created exclusively, mode set before
+/// the first byte), renamed over the target by [`Staged::commit`]. Dropped
+/// without a commit, the temporary file is removed.
+pub struct Staged {
+    tmp: std::io::BufWriter<tempfile::NamedTempFile>,
+    path: std::path::PathBuf,
+}
+
+impl Staged {
+    pub fn create(path: &Path, access: Access) -> Result<Staged> {
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+            _ => std::env::current_dir().context("finding the current folder")?,
+        };
+        check_target(path)?;
+        let name = path
+            .file_name()
+            .with_context(|| format!("{} has no file name", path.display()))?
+            .to_string_lossy()
+            .into_owned();
+        let prefix = format!(".{name}.");
+        let mut builder = tempfile::Builder::new();
+        builder.prefix(&prefix).suffix(".tmp");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = match access {
+                Access::Private => 0o600,
+                Access::Public => 0o644,
+            };
+            builder.permissions(fs::Permissions::from_mode(mode));
+        }
+        let tmp = builder
+            .tempfile_in(&dir)
+            .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
+        #[cfg(windows)]
+        if access == Access::Private {
+            crate::owner_only::restrict(tmp.path())?;
+        }
+        Ok(Staged {
+            tmp: std::io::BufWriter::new(tmp),
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Where to write.
+    pub fn file(&mut self) -> &mut impl Write {
+        &mut self.tmp
+    }
+
+    /// Flushes, syncs and renames the file over its target.
+    pub fn commit(self) -> Result<std::path::PathBuf> {
+        let path = self.path;
+        let tmp = self
+            .tmp
+            .into_inner()
+            .map_err(|e| e.into_error())
+            .with_context(|| format!("writing {}", path.display()))?;
+        tmp.as_file()
+            .sync_all()
+            .with_context(|| format!("writing {}", tmp.path().display()))?;
+        check_target(&path)?;
+        tmp.persist(&path)
+            .map_err(|e| e.error)
+            .with_context(|| format!("replacing {}", path.display()))?;
+        if let Some(dir) = path.parent() {
+            sync_dir(if dir.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                dir
+            });
+        }
+        Ok(path)
+    }
+}
+
 /// Fails now, not after a long run, when `path` cannot be written: its
 /// folder must exist and take a new file, and the path must not be a link,
 /// a folder or a device.

@@ -338,7 +338,11 @@ fn every_fault_of_the_drill_loses_no_acknowledged_commit() {
         "partition",
         "restart-old-primary",
         "cancel-wait",
+        "freeze",
+        "sync-standby-partition",
     ];
+    let history = scratch().join("drill-history.jsonl");
+    let h = history.to_string_lossy().into_owned();
     let r = drill(
         &t,
         &[
@@ -346,9 +350,21 @@ fn every_fault_of_the_drill_loses_no_acknowledged_commit() {
             &faults.join(","),
             "--rounds",
             &faults.len().to_string(),
+            "--history",
+            &h,
         ],
     );
     assert_drill_ok(&r, faults.len());
+    // The history, re-checked without the tool's ledger, agrees with it.
+    let (acknowledged, reads) = recheck_history(&history);
+    assert_eq!(reads, faults.len());
+    assert_eq!(
+        acknowledged as u64,
+        r["acknowledged_total"].as_u64().unwrap()
+    );
+    println!(
+        "history: {acknowledged} acknowledged writes in {reads} rounds, every one in its round's read"
+    );
     let rounds = r["rounds"].as_array().unwrap();
     for (round, fault) in rounds.iter().zip(faults) {
         assert_eq!(round["fault"], fault, "{round}");
@@ -369,6 +385,12 @@ fn every_fault_of_the_drill_loses_no_acknowledged_commit() {
     assert_ne!(ssf["promoted"], ssf["also_failed"]);
     // Restarted by a "supervisor" right after the promotion: read-only.
     assert_eq!(rounds[4]["restarted_read_only"], true, "{}", rounds[4]);
+    // Frozen, the primary was fenced (killed) before the promotion.
+    assert!(
+        rounds[6]["crash_to_promoted_ms"].as_u64().unwrap() < 5_000,
+        "{}",
+        rounds[6]
+    );
     // Cancelled waits were committed locally but never counted as acknowledged.
     let cw = &rounds[5];
     assert!(cw["cancelled_wait"].as_u64().unwrap() >= 5, "{cw}");

@@ -66,6 +66,7 @@ pub const POLICY: &[Entry] = &[
     owned("recovery_target_action", None, "only meaningful with a recovery target, which the tool refuses"),
     owned("recovery_target_timeline", Some("latest"), "a standby must follow the new timeline a promotion starts; any other value leaves it on the old primary's timeline, unable to follow the new primary"),
     constrained("synchronous_commit", "sync-commit-weak", "in sync mode every commit must wait for the synchronous standbys to flush it (on) or apply it (remote_apply); remote_write, local and off acknowledge commits a failover can lose"),
+    constrained("wal_sender_timeout", "sync-stall-unbounded", "a synchronous standby cut off the network (not cleanly disconnected) holds every commit on the primary until its WAL sender gives up on it after wal_sender_timeout, and only then can another standby take over: 0 (no timeout) leaves it to the operating system's TCP timeouts, minutes to hours, and anything above the default 60 s stalls commits that long; the presets use 5s"),
     constrained("wal_level", "wal-level", "minimal WAL cannot feed a standby"),
     constrained("max_wal_senders", "wal-senders", "every standby's stream and one pg_basebackup need a sender on whichever node is primary"),
     constrained("max_replication_slots", "replication-slots", "pg_basebackup streams through a temporary slot, and each standby holds one when slots are on: 0 fails every clone"),

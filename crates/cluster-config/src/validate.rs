@@ -1081,6 +1081,24 @@ fn check_constrained(view: &ClusterView, opts: &Options, r: &mut Report) {
                 );
             }
         }
+        // A cut-off synchronous standby holds commits for wal_sender_timeout.
+        if sync_names.is_some() && n.is_set("wal_sender_timeout") {
+            // Microseconds.
+            if let Some(us) = kb(n, "wal_sender_timeout") {
+                let (raw, loc) = n.raw("wal_sender_timeout");
+                let message = format!(
+                    "wal_sender_timeout = {raw}{}: {}",
+                    if us == 0 { " disables the timeout" } else { "" },
+                    why("wal_sender_timeout")
+                );
+                // No bound at all is refused; a long one is the user's call.
+                if us == 0 {
+                    r.error("sync-stall-unbounded", loc, message);
+                } else if us > 60_000_000 {
+                    r.warning("sync-stall-unbounded", loc, message);
+                }
+            }
+        }
         // Connections: the reserved ones must leave room.
         if let (Some((max, loc)), Some((su, _))) = (
             n.quantity("max_connections"),

@@ -246,6 +246,8 @@ fn drill_on(
                 };
                 dir.join(format!("failover-{stem}{tag}.svg"))
             }),
+            plot_rounds: vec![],
+            history: None,
             timeout: 180,
         },
         runner,

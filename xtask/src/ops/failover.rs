@@ -60,10 +60,19 @@ pub struct Done {
 /// Chooses the standby to promote among the reachable ones: the live
 /// state read here, the decision made by [`cluster_config::live::choose`].
 pub fn choose(c: &Cluster, req: &Request) -> Result<Choice> {
-    let rows = live::collect(c)?;
+    // Only the nodes that may be promoted are read: a failed primary that
+    // is frozen would hold the choice for the connection deadline.
+    let alive: Vec<&str> = c
+        .topology()
+        .nodes
+        .iter()
+        .map(|n| n.name())
+        .filter(|n| !req.down.contains(*n) && !req.fence.iter().any(|f| f == n))
+        .collect();
+    let rows = live::probe_rows(c, &alive)?;
     let candidates: Vec<Candidate> = rows
         .iter()
-        .filter(|r| r.role == LiveRole::Standby && !req.down.contains(&r.node))
+        .filter(|r| r.role == LiveRole::Standby)
         .map(|r| Candidate {
             node: r.node.clone(),
             received: r.wal_position().unwrap_or(Lsn(0)),

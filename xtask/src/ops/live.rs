@@ -89,11 +89,8 @@ pub fn find_primary(c: &Cluster) -> Result<Option<String>> {
 /// Every node's row, judged: what `status` prints.
 pub fn collect(c: &Cluster) -> Result<Vec<NodeStatus>> {
     let t = c.topology();
-    let mut rows = Vec::new();
-    for n in &t.nodes {
-        let answer = c.probe(n.name(), status::PROBE)?;
-        rows.push(NodeStatus::from_probe(n.name(), answer.as_deref()));
-    }
+    let names: Vec<&str> = t.nodes.iter().map(|n| n.name()).collect();
+    let mut rows = probe_rows(c, &names)?;
     let primaries: Vec<&NodeStatus> = rows
         .iter()
         .filter(|r| r.role == LiveRole::Primary)
@@ -112,6 +109,34 @@ pub fn collect(c: &Cluster) -> Result<Vec<NodeStatus>> {
         },
     );
     Ok(rows)
+}
+
+/// The unjudged rows of `nodes`, probed side by side: a node that does not
+/// answer (a frozen one waits out the connection deadline) delays the
+/// others no more than itself. A dry run probes in order, to keep its plan.
+pub fn probe_rows(c: &Cluster, nodes: &[&str]) -> Result<Vec<NodeStatus>> {
+    let answers: Vec<Result<Option<String>>> = if c.runner().dry_run() || nodes.len() < 2 {
+        nodes.iter().map(|n| c.probe(n, status::PROBE)).collect()
+    } else {
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = nodes
+                .iter()
+                .map(|n| scope.spawn(move || c.probe(n, status::PROBE)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Err(anyhow::anyhow!("a probe panicked")))
+                })
+                .collect()
+        })
+    };
+    nodes
+        .iter()
+        .zip(answers)
+        .map(|(n, a)| Ok(NodeStatus::from_probe(n, a?.as_deref())))
+        .collect()
 }
 
 /// What the primary says of its standbys, its enforced list and its slots.

@@ -37,18 +37,30 @@ pub enum Fault {
     /// commits them locally and returns success with a warning. They are
     /// not acknowledged commits; the report shows how many survived.
     CancelWait,
+    /// The primary's container is frozen (`docker pause`) under load: alive,
+    /// holding its connections, answering nothing. The failover must not
+    /// hang on it and fences it (a frozen container can be killed) before
+    /// promoting; thawed afterwards, it stays down.
+    Freeze,
+    /// The synchronous standby is cut off the network while the primary
+    /// stays up: nothing is promoted; commits stall until the primary's WAL
+    /// sender gives up on it (`wal_sender_timeout`). The round measures the
+    /// stall and puts the standby back.
+    SyncStandbyPartition,
 }
 
 impl Fault {
     /// Every fault, in the order the command line lists them.
     #[cfg(test)]
-    pub const ALL: [Fault; 6] = [
+    pub const ALL: [Fault; 8] = [
         Fault::Crash,
         Fault::Stop,
         Fault::SyncStandbyFirst,
         Fault::Partition,
         Fault::RestartOldPrimary,
         Fault::CancelWait,
+        Fault::Freeze,
+        Fault::SyncStandbyPartition,
     ];
 
     /// The fault's name on the command line and in reports.
@@ -60,6 +72,8 @@ impl Fault {
             Fault::Partition => "partition",
             Fault::RestartOldPrimary => "restart-old-primary",
             Fault::CancelWait => "cancel-wait",
+            Fault::Freeze => "freeze",
+            Fault::SyncStandbyPartition => "sync-standby-partition",
         }
     }
 }
@@ -190,6 +204,10 @@ impl Fault {
         match self {
             Fault::Stop => container::stop(r.c, r.old)?,
             Fault::Partition => container::disconnect(r.c, r.old)?,
+            Fault::Freeze => container::pause(r.c, r.old, true)?,
+            Fault::SyncStandbyPartition => {
+                bail!("sync-standby-partition fails no primary: its round is its own")
+            }
             _ => container::kill(r.c, r.old)?,
         }
         r.writer.point_at(None);
@@ -202,8 +220,14 @@ impl Fault {
     /// When the failover did not happen: what the fault took away goes
     /// back where it can.
     pub fn heal(self, r: &Round) {
-        if self == Fault::Partition {
-            let _ = container::reconnect(r.c, r.old);
+        match self {
+            Fault::Partition => {
+                let _ = container::reconnect(r.c, r.old);
+            }
+            Fault::Freeze => {
+                let _ = container::pause(r.c, r.old, false);
+            }
+            _ => {}
         }
     }
 
@@ -214,6 +238,22 @@ impl Fault {
             Fault::Partition => {
                 say!("{old}: back on the network (it was fenced)");
                 container::reconnect(c, old)?;
+            }
+            Fault::Freeze => {
+                // The fence killed it frozen; a thaw finds nothing to run.
+                let paused = c.runner().run_unchecked(
+                    &c.docker()
+                        .cmd()
+                        .args(["inspect", "--format", "{{.State.Status}}"])
+                        .arg(container::id_of(c, old)?)
+                        .read_only(),
+                )?;
+                let state = paused.stdout.trim().to_string();
+                if state == "paused" {
+                    container::pause(c, old, false)?;
+                    bail!("{old} was still frozen after the failover to {new}: the fence did not stop it");
+                }
+                say!("{old}: fenced while frozen (its container is {state})");
             }
             Fault::RestartOldPrimary => {
                 say!("{old}: started again, as a supervisor would");

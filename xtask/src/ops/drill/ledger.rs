@@ -8,6 +8,7 @@ use crate::cluster::Cluster;
 use crate::pg::sql::literal;
 use anyhow::{Context, Result};
 use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
 
 /// The accounts of one round.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -33,11 +34,14 @@ impl Ledger {
                 .map(|e| e.id)
                 .collect()
         };
-        let (acked, uncertain, cancelled) = (
-            ids(Outcome::Acknowledged),
-            ids(Outcome::Uncertain),
-            ids(Outcome::CancelledWait),
-        );
+        let (acked, cancelled) = (ids(Outcome::Acknowledged), ids(Outcome::CancelledWait));
+        // A refused statement did not land; it is accounted with the
+        // uncertain ones all the same, so a landed one would show.
+        let uncertain: Vec<i64> = events
+            .iter()
+            .filter(|e| matches!(e.outcome, Outcome::Uncertain | Outcome::Refused))
+            .map(|e| e.id)
+            .collect();
         let landed = |v: &[i64]| v.iter().filter(|id| present.contains_key(id)).count();
         Ledger {
             acknowledged: acked.len(),
@@ -57,6 +61,32 @@ impl Ledger {
             cancelled_wait_survived: landed(&cancelled),
         }
     }
+}
+
+/// The longest time the writer went without an acknowledged commit around
+/// a fault: from the last commit acknowledged before `fault` (or `fault`
+/// itself when there was none) to `end`, the longest gap between
+/// consecutive acknowledged commits, the tail to `end` included.
+pub fn write_stall(events: &[Event], fault: Instant, end: Instant) -> Duration {
+    let mut acked: Vec<Instant> = events
+        .iter()
+        .filter(|e| e.outcome == Outcome::Acknowledged)
+        .map(|e| e.at)
+        .collect();
+    acked.sort_unstable();
+    let start = acked
+        .iter()
+        .copied()
+        .filter(|t| *t <= fault)
+        .max()
+        .unwrap_or(fault);
+    let mut prev = start;
+    let mut worst = Duration::ZERO;
+    for t in acked.into_iter().filter(|t| *t > start) {
+        worst = worst.max(t - prev);
+        prev = t;
+    }
+    worst.max(end.saturating_duration_since(prev))
 }
 
 /// The ids of one round found on `primary`, with their counts.
@@ -85,7 +115,6 @@ pub fn present_ids(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Instant;
 
     fn ev(id: i64, outcome: Outcome) -> Event {
         Event {
@@ -94,6 +123,7 @@ mod tests {
             at: Instant::now(),
             port: 1,
             latency: std::time::Duration::from_millis(2),
+            timeline: Some(1),
         }
     }
 
@@ -115,6 +145,38 @@ mod tests {
         assert_eq!(l.duplicated_ids, [2]);
         assert_eq!((l.uncertain, l.uncertain_landed), (2, 1));
         assert_eq!((l.cancelled_wait, l.cancelled_wait_survived), (2, 1));
+    }
+
+    #[test]
+    fn the_stall_is_the_longest_gap_after_the_last_commit_before_the_fault() {
+        let t0 = Instant::now();
+        let at = |ms| t0 + Duration::from_millis(ms);
+        let e = |id, ms, o| Event {
+            at: at(ms),
+            ..ev(id, o)
+        };
+        let events = [
+            e(1, 0, Outcome::Acknowledged),
+            e(2, 100, Outcome::Acknowledged),
+            // The fault at 150; an uncertain attempt does not end a stall.
+            e(3, 400, Outcome::Uncertain),
+            e(4, 900, Outcome::Acknowledged),
+            e(5, 950, Outcome::Acknowledged),
+        ];
+        assert_eq!(
+            write_stall(&events, at(150), at(960)),
+            Duration::from_millis(800)
+        );
+        // Writes that never resumed: the stall runs to the end.
+        assert_eq!(
+            write_stall(&events[..3], at(150), at(2000)),
+            Duration::from_millis(1900)
+        );
+        // No commit before the fault: counted from the fault.
+        assert_eq!(
+            write_stall(&events[3..], at(150), at(960)),
+            Duration::from_millis(750)
+        );
     }
 
     #[test]

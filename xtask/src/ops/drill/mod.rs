@@ -11,32 +11,32 @@
 //! dead node in `synchronous_standby_names`, so every later commit hung.
 //!
 //! Split by concern: [`writer`] (the load), [`ledger`] (the accounting,
-//! pure), [`fault`] (the injection), and the round script here.
+//! pure), [`fault`] (the injection), [`round`] (one round with this tool's
+//! engine), [`patroni`] (one round under Patroni), [`history`] (every
+//! operation as JSON Lines), [`plot`], [`user`] (the user's own commands,
+//! timed), and the run and its report here.
 
 pub mod fault;
+pub mod history;
 pub mod ledger;
 pub mod patroni;
 pub mod plot;
+pub mod round;
+pub mod user;
 pub mod writer;
 
+pub use user::{user_round, UserRound};
+
 use crate::cluster::Cluster;
-use crate::ops::container::port_of;
-use crate::ops::failover::{self, Request};
 use crate::ops::live::{self, NodeStatus};
-use crate::ops::standby::rejoin;
-use crate::ops::sync::restore_sync_names;
 use crate::runner::Runner;
-use crate::secrets::Secrets;
-use crate::wait::ms;
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use cluster_config::live::LiveRole;
 use fault::Fault;
-use ledger::Ledger;
 use serde::Serialize;
-use std::collections::BTreeSet;
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
-use writer::{Outcome, Writer, DRILL_TABLE};
+use std::time::Instant;
 
 /// What a drill is asked to do.
 #[derive(Debug, Clone)]
@@ -53,8 +53,12 @@ pub struct Plan {
     /// Who fails over.
     pub engine: crate::cli::Engine,
     pub patroni_timings: crate::cli::TimingsArg,
-    /// Draw each round into this SVG file.
+    /// Draw the run into this SVG file.
     pub plot: Option<PathBuf>,
+    /// Rounds drawn panel by panel (besides the worst).
+    pub plot_rounds: Vec<u32>,
+    /// Write every operation as JSON Lines here.
+    pub history: Option<PathBuf>,
     /// How long to wait for each step, in seconds.
     pub timeout: u64,
 }
@@ -88,8 +92,19 @@ pub struct RoundReport {
     pub choose_ms: u64,
     pub fence_ms: u64,
     pub promote_ms: u64,
-    /// Fault to the first acknowledged write on the new primary.
+    /// Fault to the first acknowledged write on the new primary (for
+    /// `sync-standby-partition`, which promotes nothing: to the 20th commit
+    /// after the primary dropped the cut-off standby).
     pub rto_ms: u64,
+    /// The longest time without an acknowledged commit from the last one
+    /// before the fault.
+    pub write_stall_ms: u64,
+    /// CloudNativePG's measure: the last row written on the old timeline to
+    /// the first on the new, by the rows' own clock and timeline.
+    pub cnpg_failover_ms: Option<u64>,
+    /// `sync-standby-partition`: whether `status` said why commits waited
+    /// (None: no stall long enough to ask).
+    pub status_said_why: Option<bool>,
     pub repoint_ms: u64,
     /// How long a synchronous commit took once the new primary was
     /// synchronous again; `None` when no standby was connected yet.
@@ -102,9 +117,33 @@ pub struct RoundReport {
     /// Nodes accepting writes at the end of the round.
     pub writable_nodes: Vec<String>,
     /// Every write attempt and the failover's steps, in ms from the fault
-    /// (for `--plot`; not in the JSON report).
+    /// (for `--plot`, kept for the rounds it draws; not in the JSON report).
     #[serde(skip)]
     pub timeline: plot::Timeline,
+    /// Every operation (for `--history`, written after the round).
+    #[serde(skip)]
+    pub ops: history::RoundOps,
+}
+
+impl RoundReport {
+    /// Whether a standby was promoted in this round.
+    pub fn failed_over(&self) -> bool {
+        !self.promoted.is_empty()
+    }
+}
+
+/// The figures of one fault over a run.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct FaultSummary {
+    pub fault: String,
+    pub rounds: usize,
+    pub acknowledged: usize,
+    pub lost: usize,
+    pub rto_median_ms: u64,
+    pub rto_worst_ms: u64,
+    pub write_stall_median_ms: u64,
+    pub write_stall_worst_ms: u64,
+    pub recloned: usize,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -112,8 +151,12 @@ pub struct DrillReport {
     pub cluster: String,
     pub faults: Vec<String>,
     pub rounds: Vec<RoundReport>,
+    /// Over the rounds that promoted a standby.
     pub rto_median_ms: u64,
     pub rto_worst_ms: u64,
+    pub write_stall_median_ms: u64,
+    pub write_stall_worst_ms: u64,
+    pub per_fault: Vec<FaultSummary>,
     pub acknowledged_total: usize,
     pub lost_total: usize,
     pub writable_nodes: Vec<String>,
@@ -124,24 +167,8 @@ pub struct DrillReport {
 /// The drill on the cluster of `topology`, with its report (the failover
 /// bench reads it).
 pub fn execute(topology: &Path, args: &Plan, runner: &dyn Runner) -> Result<DrillReport> {
-    if args.no_rejoin && args.rounds > 1 {
-        bail!("--no-rejoin leaves a node down, so a second round would start from an unhealthy cluster: use one round");
-    }
-    if args.fault.is_empty() {
-        bail!("--fault needs at least one fault");
-    }
-    // Where the results go is checked before the first fault: a long run
-    // never ends on a path that cannot be written.
-    if let Some(p) = &args.report {
-        crate::fsx::check_writable(p, "--report")?;
-    }
-    if let Some(p) = &args.plot {
-        crate::fsx::check_writable(p, "--plot")?;
-    }
+    check_plan(args)?;
     let patroni = args.engine == crate::cli::Engine::Patroni;
-    if patroni && args.fault.iter().any(|f| *f != Fault::Crash) {
-        bail!("--engine patroni runs the crash fault only (the others need the tool to fail over)");
-    }
     let c = Cluster::open(topology, runner)?;
     let c = if patroni {
         crate::ops::patroni::engine(c)?
@@ -156,43 +183,182 @@ pub fn execute(topology: &Path, args: &Plan, runner: &dyn Runner) -> Result<Dril
         warn!("\ninterrupt: stopping the writer after the current step");
         interrupt.set();
     });
+    let rounds = run_rounds(&c, args)?;
+    let report = summarize(&c, args, rounds)?;
+    conclude(&report, args)?;
+    Ok(report)
+}
+
+/// What can be refused before the first fault.
+fn check_plan(args: &Plan) -> Result<()> {
+    if args.no_rejoin && args.rounds > 1 {
+        bail!("--no-rejoin leaves a node down, so a second round would start from an unhealthy cluster: use one round");
+    }
+    if args.fault.is_empty() {
+        bail!("--fault needs at least one fault");
+    }
+    // Where the results go is checked before the first fault: a long run
+    // never ends on a path that cannot be written.
+    for (p, what) in [
+        (&args.report, "--report"),
+        (&args.plot, "--plot"),
+        (&args.history, "--history"),
+    ] {
+        if let Some(p) = p {
+            crate::fsx::check_writable(p, what)?;
+        }
+    }
+    if let Some(r) = args
+        .plot_rounds
+        .iter()
+        .find(|r| **r == 0 || **r > args.rounds)
+    {
+        bail!(
+            "--plot-rounds names round {r}, but the run has rounds 1 to {}",
+            args.rounds
+        );
+    }
+    if args.engine == crate::cli::Engine::Patroni && args.fault.iter().any(|f| *f != Fault::Crash) {
+        bail!("--engine patroni runs the crash fault only (the others need the tool to fail over)");
+    }
+    Ok(())
+}
+
+/// Every round, stopping at the first that lost or duplicated a commit or
+/// left two writable nodes. The history is written round by round; each
+/// round's writes are kept for the plot only when it may draw them.
+fn run_rounds(c: &Cluster, args: &Plan) -> Result<Vec<RoundReport>> {
     let secrets = c.secrets()?;
     let run_id = crate::secrets::generate_password()?[..12].to_string();
     say!("drill run {run_id} on {}", c.name());
-    let mut rounds = Vec::new();
+    let origin = Instant::now();
+    let mut history = match &args.history {
+        Some(path) => Some((
+            crate::fsx::Staged::create(path, crate::fsx::Access::Public)?,
+            history::History::new(origin),
+        )),
+        None => None,
+    };
+    let ports: Vec<(u16, String)> = c
+        .topology()
+        .nodes
+        .iter()
+        .map(|n| (*n.port.get_ref(), n.name().to_string()))
+        .collect();
+    let node_of = |port: u16| {
+        ports
+            .iter()
+            .find(|(p, _)| *p == port)
+            .map(|(_, n)| n.clone())
+            .unwrap_or_else(|| format!("port {port}"))
+    };
+    let mut rounds: Vec<RoundReport> = Vec::new();
+    let mut outcome = Ok(());
     for round in 1..=args.rounds {
         let fault = args.fault[(round as usize - 1) % args.fault.len()];
         say!("\n== round {round} of {}: {fault}", args.rounds);
-        let result = if patroni {
-            patroni::round(&c, &secrets, args, &run_id, round)
+        let result = if args.engine == crate::cli::Engine::Patroni {
+            patroni::round(c, &secrets, args, &run_id, round)
         } else {
-            drill_round(&c, &secrets, args, &run_id, round, fault)
+            round::run(c, &secrets, args, &run_id, round, fault)
         };
-        let r = match result {
+        let mut r = match result {
             Ok(r) => r,
             Err(e) => {
                 if c.interrupt().is_set() {
-                    print_state(&c);
+                    round::print_state(c);
                 }
-                return Err(e.context(format!("round {round} ({fault})")));
+                outcome = Err(e.context(format!("round {round} ({fault})")));
+                break;
             }
         };
         print_round(&r);
+        if let Some((file, h)) = history.as_mut() {
+            for line in h.round(round, &std::mem::take(&mut r.ops), &node_of) {
+                writeln!(file.file(), "{line}")?;
+            }
+        }
         let failed =
             !r.lost_ids.is_empty() || !r.duplicated_ids.is_empty() || r.writable_nodes.len() > 1;
         rounds.push(r);
+        keep_timelines(&mut rounds, &args.plot_rounds, args.plot.is_some());
         if failed {
             break;
         }
     }
-    let final_status = live::collect(&c)?;
-    let mut rtos: Vec<u64> = rounds.iter().map(|r| r.rto_ms).collect();
-    rtos.sort_unstable();
+    // The history is kept whatever happened: it is what explains a failure.
+    if let Some((file, _)) = history {
+        let path = file.commit()?;
+        say!("history written to {}", path.display());
+    }
+    outcome.map(|()| rounds)
+}
+
+/// Keeps the writes of the rounds the plot may draw in panels: those asked
+/// for, the worst RTO and the worst write stall so far.
+fn keep_timelines(rounds: &mut [RoundReport], asked: &[u32], plotting: bool) {
+    if plotting && rounds.len() <= plot::FEW {
+        return;
+    }
+    let worst =
+        |key: fn(&RoundReport) -> u64| rounds.iter().max_by_key(|r| key(r)).map(|r| r.round);
+    let keep: Vec<u32> = if plotting {
+        [worst(|r| r.rto_ms), worst(|r| r.write_stall_ms)]
+            .into_iter()
+            .flatten()
+            .chain(asked.iter().copied())
+            .collect()
+    } else {
+        vec![]
+    };
+    for r in rounds.iter_mut() {
+        if !keep.contains(&r.round) {
+            r.timeline = plot::Timeline::default();
+        }
+    }
+}
+
+fn sorted(rounds: &[&RoundReport], key: fn(&RoundReport) -> u64) -> Vec<u64> {
+    let mut v: Vec<u64> = rounds.iter().map(|r| key(r)).collect();
+    v.sort_unstable();
+    v
+}
+
+/// The report of the run: totals, figures over the rounds and per fault,
+/// and the cluster's state at the end.
+fn summarize(c: &Cluster, args: &Plan, rounds: Vec<RoundReport>) -> Result<DrillReport> {
+    let final_status = live::collect(c)?;
+    let all: Vec<&RoundReport> = rounds.iter().collect();
+    let failovers: Vec<&RoundReport> = rounds.iter().filter(|r| r.failed_over()).collect();
+    let rtos = sorted(&failovers, |r| r.rto_ms);
+    let stalls = sorted(&all, |r| r.write_stall_ms);
+    let mut per_fault = Vec::new();
+    for f in &args.fault {
+        let of: Vec<&RoundReport> = rounds.iter().filter(|r| r.fault == f.name()).collect();
+        if of.is_empty() || per_fault.iter().any(|s: &FaultSummary| s.fault == f.name()) {
+            continue;
+        }
+        let (rto, stall) = (sorted(&of, |r| r.rto_ms), sorted(&of, |r| r.write_stall_ms));
+        per_fault.push(FaultSummary {
+            fault: f.name().to_string(),
+            rounds: of.len(),
+            acknowledged: of.iter().map(|r| r.acknowledged).sum(),
+            lost: of.iter().map(|r| r.lost).sum(),
+            rto_median_ms: median(&rto),
+            rto_worst_ms: rto.last().copied().unwrap_or(0),
+            write_stall_median_ms: median(&stall),
+            write_stall_worst_ms: stall.last().copied().unwrap_or(0),
+            recloned: of.iter().map(|r| r.recloned).sum(),
+        });
+    }
     let report = DrillReport {
         cluster: c.name().to_string(),
         faults: args.fault.iter().map(|f| f.to_string()).collect(),
         rto_median_ms: median(&rtos),
         rto_worst_ms: rtos.last().copied().unwrap_or(0),
+        write_stall_median_ms: median(&stalls),
+        write_stall_worst_ms: stalls.last().copied().unwrap_or(0),
+        per_fault,
         acknowledged_total: rounds.iter().map(|r| r.acknowledged).sum(),
         lost_total: rounds.iter().map(|r| r.lost).sum(),
         writable_nodes: final_status
@@ -206,15 +372,42 @@ pub fn execute(topology: &Path, args: &Plan, runner: &dyn Runner) -> Result<Dril
     };
     say!("\n{}", live::table(&report.final_status));
     say!(
-        "{} round(s): acknowledged {}, lost {}, RTO median {} ms, worst {} ms (fault to first acknowledged write on the new primary)",
+        "{} round(s): acknowledged {}, lost {}, RTO median {} ms, worst {} ms (fault to first acknowledged write on the new primary); \
+         write stall median {} ms, worst {} ms",
         report.rounds.len(),
         report.acknowledged_total,
         report.lost_total,
         report.rto_median_ms,
-        report.rto_worst_ms
+        report.rto_worst_ms,
+        report.write_stall_median_ms,
+        report.write_stall_worst_ms
     );
-    // The verdict is printed before any file is written: a report that
-    // cannot be written never hides a loss.
+    if report.per_fault.len() > 1 {
+        for f in &report.per_fault {
+            let rto = if f.fault == Fault::SyncStandbyPartition.name() {
+                format!(
+                    "no failover, commits back after {} ms median",
+                    f.rto_median_ms
+                )
+            } else {
+                format!(
+                    "RTO median {} ms (worst {})",
+                    f.rto_median_ms, f.rto_worst_ms
+                )
+            };
+            say!(
+                "  {:<22} {:>4} round(s), acknowledged {}, lost {}, {rto}, stall median {} ms (worst {}), re-cloned {}",
+                f.fault, f.rounds, f.acknowledged, f.lost,
+                f.write_stall_median_ms, f.write_stall_worst_ms, f.recloned
+            );
+        }
+    }
+    Ok(report)
+}
+
+/// The verdict first, then the files: a report that cannot be written never
+/// hides a loss.
+fn conclude(report: &DrillReport, args: &Plan) -> Result<()> {
     let mut verdict = None;
     if let Some(bad) = report
         .rounds
@@ -241,13 +434,13 @@ pub fn execute(topology: &Path, args: &Plan, runner: &dyn Runner) -> Result<Dril
     }
     let mut write_errors = Vec::new();
     if let Some(path) = &args.plot {
-        match plot::draw(path, &report) {
+        match plot::draw(path, report, &args.plot_rounds) {
             Ok(()) => say!("plot written to {}", path.display()),
             Err(e) => write_errors.push(format!("{e:#}")),
         }
     }
     if let Some(path) = &args.report {
-        let written = serde_json::to_string_pretty(&report)
+        let written = serde_json::to_string_pretty(report)
             .map_err(anyhow::Error::from)
             .and_then(|json| crate::project::write_if_changed(path, &json));
         match written {
@@ -264,10 +457,32 @@ pub fn execute(topology: &Path, args: &Plan, runner: &dyn Runner) -> Result<Dril
     if !args.no_rejoin && !report.healthy {
         bail!("the cluster is not healthy after the drill (see the table above)");
     }
-    Ok(report)
+    Ok(())
 }
 
 fn print_round(r: &RoundReport) {
+    if !r.failed_over() {
+        say!(
+            "round {} ({}): {} cut off, nothing promoted.\n  acknowledged {}, lost {}, uncertain {} ({} landed, {} not); \
+             write stall {} ms, commits flowing again after {} ms; status said why commits waited: {}",
+            r.round,
+            r.fault,
+            r.also_failed.clone().unwrap_or_default(),
+            r.acknowledged,
+            r.lost,
+            r.uncertain,
+            r.uncertain_landed,
+            r.uncertain_not_landed,
+            r.write_stall_ms,
+            r.rto_ms,
+            match r.status_said_why {
+                Some(true) => "yes",
+                Some(false) => "NO",
+                None => "no stall long enough to ask",
+            }
+        );
+        return;
+    }
     if r.engine == "patroni" {
         say!(
             "round {} ({}, Patroni): {} failed, {} promoted (timeline {}).\n  acknowledged {}, lost {}, uncertain {} ({} landed, {} not); \
@@ -292,7 +507,7 @@ fn print_round(r: &RoundReport) {
     }
     say!(
         "round {} ({}): {} failed{}, {} promoted (timeline {}): {}.\n  acknowledged {}, lost {}, uncertain {} ({} landed, {} not){}; \
-         fault->promoted {} ms (choose {}, fence {}, promote {}), RTO {} ms, re-point {} ms, {}{}",
+         fault->promoted {} ms (choose {}, fence {}, promote {}), RTO {} ms, write stall {} ms, re-point {} ms, {}{}",
         r.round,
         r.fault,
         r.failed_primary,
@@ -318,6 +533,7 @@ fn print_round(r: &RoundReport) {
         r.fence_ms,
         r.promote_ms,
         r.rto_ms,
+        r.write_stall_ms,
         r.repoint_ms,
         match r.sync_commit_ms {
             Some(ms) => format!("synchronous commit {ms} ms"),
@@ -329,355 +545,6 @@ fn print_round(r: &RoundReport) {
     );
 }
 
-fn drill_round(
-    c: &Cluster,
-    secrets: &Secrets,
-    args: &Plan,
-    run_id: &str,
-    round: u32,
-    fault: Fault,
-) -> Result<RoundReport> {
-    let timeout = Duration::from_secs(args.timeout);
-    let mut report = RoundReport {
-        round,
-        engine: "pgrepl".into(),
-        fault: fault.to_string(),
-        ..Default::default()
-    };
-
-    // 1. Preflight.
-    let rows = live::collect(c)?;
-    if !live::healthy(&rows) {
-        bail!(
-            "the cluster is not healthy; the drill needs a healthy cluster to prove anything:\n{}",
-            live::table(&rows)
-        );
-    }
-    let old = live::find_primary(c)?.context("no writable primary")?;
-    report.failed_primary = old.clone();
-    let enforced = live::enforced_sync_names(c, &old)?;
-
-    // 2. Writer, warm-up. The writer is joined when it goes out of scope,
-    // on every path out of this function.
-    let (writer, old_port) = warm_writer(c, secrets, args, run_id, round, &old)?;
-    check_interrupt(c)?;
-
-    // 3. Fault.
-    let fr = fault::Round {
-        c,
-        old: &old,
-        writer: &writer,
-        old_port,
-        timeout,
-    };
-    let mut down: BTreeSet<String> = BTreeSet::new();
-    let mut states = live::sync_states(&rows);
-    fault.before(&fr, &mut states, &mut down, &mut report)?;
-    say!("failing the primary {old} ({fault}) under write load");
-    let crashed_at = Instant::now();
-    fault.fail_primary(&fr)?;
-    down.insert(old.clone());
-
-    // 4. Fail over with the operations the `failover` command runs.
-    let done = failover::run(
-        c,
-        secrets,
-        &Request {
-            fence: vec![old.clone()],
-            down: down.clone(),
-            states: Some(states),
-            enforced,
-            to: None,
-            allow_data_loss: false,
-            timeout,
-            // The writer moves to the new primary as soon as it is
-            // writable; its commits wait for a re-pointed standby.
-            on_promoted: Some(&|new: &str| {
-                if let Ok(port) = port_of(c, new) {
-                    writer.point_at(Some(port));
-                }
-            }),
-        },
-    );
-    let done = match done {
-        Ok(d) => d,
-        Err(e) => {
-            fault.heal(&fr);
-            print_state(c);
-            return Err(e);
-        }
-    };
-    let new = done.choice.node.clone();
-    report.promoted = new.clone();
-    report.promoted_because = done.choice.why.clone();
-    report.new_timeline = done.timeline;
-    report.crash_to_promoted_ms = ms(done.promoted_at - crashed_at);
-    [report.choose_ms, report.fence_ms, report.promote_ms] = done.steps_ms;
-    report.repoint_ms = ms(done.repoint);
-    report.sync_commit_ms = done.sync_commit_ms;
-    report.synchronous_standby_names = done.sync_names.clone();
-    check_interrupt(c)?;
-
-    // 5. What a supervisor or the network does next.
-    fault.after_promotion(&fr, &new, &mut report)?;
-
-    // 6. The writer resumed on the new primary once it was promoted.
-    observe_new_primary(
-        c,
-        &mut report,
-        writer,
-        &new,
-        run_id,
-        round,
-        Marks {
-            fault: crashed_at,
-            promoted: done.promoted_at,
-            repointed: done.promoted_at + done.repoint,
-        },
-        timeout,
-    )?;
-
-    // 8. Rejoin.
-    if !args.no_rejoin {
-        rejoin_failed(c, secrets, &down, &new, &mut report, timeout)?;
-    }
-    report.writable_nodes = live::collect(c)?
-        .iter()
-        .filter(|r| r.role == LiveRole::Primary)
-        .map(|r| r.node.clone())
-        .collect();
-    Ok(report)
-}
-
-/// The failed nodes come back as standbys of `new`, and every standby
-/// streams with its configured sync state again.
-fn rejoin_failed(
-    c: &Cluster,
-    secrets: &Secrets,
-    down: &BTreeSet<String>,
-    new: &str,
-    report: &mut RoundReport,
-    timeout: Duration,
-) -> Result<()> {
-    let rejoin_start = Instant::now();
-    let mut how = Vec::new();
-    for node in down {
-        let done =
-            rejoin(c, node, new, secrets, timeout).with_context(|| format!("rejoining {node}"))?;
-        if done.recloned() {
-            report.recloned += 1;
-        }
-        how.push(format!("{node}: {done}"));
-    }
-    report.rejoin_ms = Some(ms(rejoin_start.elapsed()));
-    report.rejoined_by = Some(how.join(", "));
-    restore_sync_names(c, new)?;
-    let t = c.topology();
-    let expected = live::expected_sync_states(t, new);
-    c.poll(
-        "every standby to stream with its configured sync_state",
-        timeout,
-        || {
-            let rows = live::collect(c)?;
-            Ok(rows
-                .iter()
-                .all(|r| {
-                    r.problems.is_empty()
-                        && (r.role == LiveRole::Primary
-                            || r.sync_state == expected.get(&r.node).copied())
-                })
-                .then_some(()))
-        },
-    )?;
-    Ok(())
-}
-
-/// Creates the drill's table on `primary`, starts the writer there and
-/// waits for its warm-up: at least 20 acknowledged commits and
-/// `--warmup` seconds.
-pub(crate) fn warm_writer(
-    c: &Cluster,
-    secrets: &Secrets,
-    args: &Plan,
-    run_id: &str,
-    round: u32,
-    primary: &str,
-) -> Result<(Writer, u16)> {
-    c.sql_mut(
-        primary,
-        &format!(
-            "SET synchronous_commit = on; CREATE TABLE IF NOT EXISTS {DRILL_TABLE} (run text NOT NULL, round int NOT NULL, id bigint NOT NULL, at timestamptz NOT NULL);"
-        ),
-    )?;
-    let port = port_of(c, primary)?;
-    let writer = Writer::start(
-        c.topology().clone(),
-        secrets.owner.clone(),
-        run_id.to_string(),
-        round as i32,
-        port,
-    );
-    let start = Instant::now();
-    c.poll(
-        "the writer's first acknowledged commits",
-        Duration::from_secs(args.timeout),
-        || {
-            Ok((writer.acknowledged_on(port, start) >= 20
-                && start.elapsed().as_secs_f64() >= args.warmup)
-                .then_some(()))
-        },
-    )?;
-    Ok((writer, port))
-}
-
-/// When a round's fault hit and the failover's steps ended.
-struct Marks {
-    fault: Instant,
-    promoted: Instant,
-    repointed: Instant,
-}
-
-/// Moves the writer to the new primary, waits for 20 acknowledged commits
-/// there, stops it, and fills in the round's RTO, timeline and accounts
-/// from every attempt and the ids the new primary holds.
-#[allow(clippy::too_many_arguments)]
-fn observe_new_primary(
-    c: &Cluster,
-    report: &mut RoundReport,
-    writer: Writer,
-    new: &str,
-    run_id: &str,
-    round: u32,
-    marks: Marks,
-    timeout: Duration,
-) -> Result<()> {
-    let new_port = port_of(c, new)?;
-    writer.point_at(Some(new_port));
-    c.poll("acknowledged writes on the new primary", timeout, || {
-        Ok((writer.acknowledged_on(new_port, marks.promoted) >= 20).then_some(()))
-    })?;
-    let events = writer.finish();
-    let fault = marks.fault;
-    let first_new = events
-        .iter()
-        .filter(|e| e.outcome == Outcome::Acknowledged && e.port == new_port && e.at > fault)
-        .map(|e| e.at)
-        .min()
-        .context("no acknowledged write on the new primary")?;
-    report.rto_ms = ms(first_new - fault);
-    let rel = |t: Instant| {
-        t.saturating_duration_since(fault).as_secs_f64() * 1000.0
-            - fault.saturating_duration_since(t).as_secs_f64() * 1000.0
-    };
-    report.timeline = plot::Timeline {
-        writes: events
-            .iter()
-            .map(|e| plot::Write {
-                at_ms: rel(e.at),
-                latency_ms: e.latency.as_secs_f64() * 1000.0,
-                acknowledged: e.outcome == Outcome::Acknowledged,
-            })
-            .collect(),
-        promoted_ms: rel(marks.promoted),
-        repointed_ms: rel(marks.repointed),
-        first_write_ms: rel(first_new),
-    };
-    let present = ledger::present_ids(c, new, run_id, round)?;
-    let l = Ledger::account(&events, &present);
-    report.acknowledged = l.acknowledged;
-    report.lost = l.lost_ids.len();
-    report.lost_ids = l.lost_ids;
-    report.duplicated_ids = l.duplicated_ids;
-    report.uncertain = l.uncertain;
-    report.uncertain_landed = l.uncertain_landed;
-    report.uncertain_not_landed = l.uncertain - l.uncertain_landed;
-    report.cancelled_wait = l.cancelled_wait;
-    report.cancelled_wait_survived = l.cancelled_wait_survived;
-    Ok(())
-}
-
-/// One round of the incident as a user runs it: the drill's writer on the
-/// primary, `docker kill` of the primary, then the `failover` command
-/// (`exe`, the tool's own binary, as a separate process), the writer moved
-/// to the new primary once it returns, then the `rejoin` command. Each
-/// command's wall time is what the user waits for, process start included.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct UserRound {
-    pub failover_ms: u64,
-    pub rejoin_ms: u64,
-    /// Fault to the first acknowledged write on the new primary.
-    pub rto_ms: u64,
-    pub acknowledged: usize,
-    pub lost: usize,
-}
-
-/// Runs one [`UserRound`] on the cluster of `topology`.
-pub fn user_round(
-    c: &Cluster,
-    topology: &Path,
-    exe: &Path,
-    run_id: &str,
-    round: u32,
-    timeout: Duration,
-) -> Result<UserRound> {
-    let secrets = c.secrets()?;
-    let rows = live::collect(c)?;
-    if !live::healthy(&rows) {
-        bail!("the cluster is not healthy:\n{}", live::table(&rows));
-    }
-    let old = live::find_primary(c)?.context("no writable primary")?;
-    let plan = Plan {
-        fault: vec![Fault::Crash],
-        rounds: 1,
-        no_rejoin: false,
-        report: None,
-        warmup: 2.0,
-        engine: crate::cli::Engine::Pgrepl,
-        patroni_timings: crate::cli::TimingsArg::Default,
-        plot: None,
-        timeout: timeout.as_secs(),
-    };
-    let (writer, _) = warm_writer(c, &secrets, &plan, run_id, round, &old)?;
-    let t = topology.to_string_lossy().into_owned();
-    let crashed_at = Instant::now();
-    crate::ops::container::kill(c, &old)?;
-    let started = Instant::now();
-    c.runner()
-        .run(&crate::runner::Cmd::new(exe).args(["failover", "-t", &t]))?;
-    let failover_ms = ms(started.elapsed());
-    let promoted = Instant::now();
-    let new = live::find_primary(c)?.context("no primary after the failover command")?;
-    let mut report = RoundReport::default();
-    observe_new_primary(
-        c,
-        &mut report,
-        writer,
-        &new,
-        run_id,
-        round,
-        Marks {
-            fault: crashed_at,
-            promoted,
-            repointed: promoted,
-        },
-        timeout,
-    )?;
-    let started = Instant::now();
-    c.runner()
-        .run(&crate::runner::Cmd::new(exe).args(["rejoin", "--node", &old, "-t", &t]))?;
-    let rejoin_ms = ms(started.elapsed());
-    c.poll("a healthy cluster after the rejoin", timeout, || {
-        Ok(live::healthy(&live::collect(c)?).then_some(()))
-    })?;
-    Ok(UserRound {
-        failover_ms,
-        rejoin_ms,
-        rto_ms: report.rto_ms,
-        acknowledged: report.acknowledged,
-        lost: report.lost,
-    })
-}
-
 fn first_ids(ids: &[i64]) -> String {
     let shown: Vec<String> = ids.iter().take(20).map(|i| i.to_string()).collect();
     match ids.len() {
@@ -686,24 +553,12 @@ fn first_ids(ids: &[i64]) -> String {
         _ => shown.join(", "),
     }
 }
+
 fn median(sorted: &[u64]) -> u64 {
     match sorted.len() {
         0 => 0,
         n if n % 2 == 1 => sorted[n / 2],
         n => (sorted[n / 2 - 1] + sorted[n / 2]) / 2,
-    }
-}
-fn check_interrupt(c: &Cluster) -> Result<()> {
-    if c.interrupt().is_set() {
-        print_state(c);
-        bail!("interrupted: the writer is stopped and the cluster is as shown above");
-    }
-    Ok(())
-}
-fn print_state(c: &Cluster) {
-    match live::collect(c) {
-        Ok(rows) => warn!("\n{}", live::table(&rows)),
-        Err(e) => warn!("(could not read the cluster's state: {e:#})"),
     }
 }
 

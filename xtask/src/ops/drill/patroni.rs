@@ -3,6 +3,7 @@
 //! the tool only watches (Patroni's REST API) and measures. RTO therefore
 //! contains detection: the leader key's expiry in etcd and Patroni's loop.
 
+use super::history::Nemesis;
 use super::{Plan, RoundReport};
 use crate::cluster::Cluster;
 use crate::ops::container;
@@ -10,6 +11,7 @@ use crate::ops::patroni::{self as engine, leader, members, wait_healthy};
 use crate::secrets::Secrets;
 use crate::wait::ms;
 use anyhow::{bail, Context, Result};
+use serde_json::json;
 use std::time::{Duration, Instant};
 
 /// Sets Patroni's DCS timings on the running cluster (REST `PATCH
@@ -58,10 +60,15 @@ pub fn round(
     let before = wait_healthy(c, timeout)?;
     let old = leader(&before).context("no leader")?;
     report.failed_primary = old.clone();
-    let (writer, _) = super::warm_writer(c, secrets, args, run_id, round, &old)?;
+    let (writer, _) = super::round::warm_writer(c, secrets, args, run_id, round, &old)?;
 
     say!("killing the leader {old}'s container under write load; Patroni must notice and promote");
     let crashed_at = Instant::now();
+    report.ops.nemesis.push(Nemesis {
+        at: crashed_at,
+        f: "fault",
+        value: json!({"fault": "crash", "node": old}),
+    });
     container::kill(c, &old)?;
     // The writer keeps trying the old leader's port, as a client with a
     // fixed address would, until the tool sees the new leader.
@@ -75,15 +82,19 @@ pub fn round(
         "Patroni's choice: the healthiest synchronous standby that won the leader race in etcd"
             .into();
     report.crash_to_promoted_ms = ms(promoted_at - crashed_at);
+    report.ops.nemesis.push(Nemesis {
+        at: promoted_at,
+        f: "promoted",
+        value: json!({"node": new, "seen_by": "Patroni's REST API"}),
+    });
     // Patroni's re-pointing is its own: the new leader seen marks both.
-    super::observe_new_primary(
+    super::round::observe_new_primary(
         c,
         &mut report,
         writer,
         &new,
         run_id,
-        round,
-        super::Marks {
+        super::round::Marks {
             fault: crashed_at,
             promoted: promoted_at,
             repointed: promoted_at,

@@ -26,16 +26,46 @@ pub enum Outcome {
     /// synchronous replication was cancelled: committed locally only, never
     /// acknowledged by a standby.
     CancelledWait,
+    /// The server refused the statement before anything was written (a
+    /// read-only server: SQLSTATE 25006): it did not land. Counted as
+    /// uncertain by the ledger all the same; the history says `fail`.
+    Refused,
 }
 
 #[derive(Debug, Clone, Copy)]
 pub struct Event {
     pub id: i64,
     pub outcome: Outcome,
+    /// When the answer (or error) came.
     pub at: Instant,
     pub port: u16,
     /// From sending the INSERT to its answer (or error).
     pub latency: Duration,
+    /// The timeline the server wrote the row on, as it answered.
+    pub timeline: Option<i32>,
+}
+
+impl Event {
+    /// When the INSERT was sent.
+    pub fn sent(&self) -> Instant {
+        self.at - self.latency
+    }
+}
+
+/// The writer's statement: the row carries the server's clock and the
+/// timeline it was written on (the first 8 hex digits of the current WAL
+/// file's name), and returns that timeline.
+const INSERT: &str = "INSERT INTO pgrepl_drill_writes (run, round, id, at, tli) VALUES ($1, $2, $3, clock_timestamp(), \
+     ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int) RETURNING tli";
+
+/// Creates the writer's table (and the timeline column on a table an
+/// earlier version created).
+pub fn create_table_sql() -> String {
+    format!(
+        "SET synchronous_commit = on; \
+         CREATE TABLE IF NOT EXISTS {DRILL_TABLE} (run text NOT NULL, round int NOT NULL, id bigint NOT NULL, at timestamptz NOT NULL, tli int); \
+         ALTER TABLE {DRILL_TABLE} ADD COLUMN IF NOT EXISTS tli int;"
+    )
 }
 
 pub struct Writer {
@@ -43,6 +73,7 @@ pub struct Writer {
     stop: Arc<AtomicBool>,
     events: Arc<Mutex<Vec<Event>>>,
     handle: Option<JoinHandle<()>>,
+    started: Instant,
 }
 
 impl Writer {
@@ -77,13 +108,24 @@ impl Writer {
                 next_id += 1;
                 warned.store(false, Ordering::SeqCst);
                 let sent = Instant::now();
-                let result = client.execute(
-                    "INSERT INTO pgrepl_drill_writes (run, round, id, at) VALUES ($1, $2, $3, clock_timestamp())",
-                    &[&run, &round, &next_id],
-                );
-                let outcome = match result {
-                    Ok(1) if warned.load(Ordering::SeqCst) => Outcome::CancelledWait,
-                    Ok(1) => Outcome::Acknowledged,
+                let result = client.query(INSERT, &[&run, &round, &next_id]);
+                let timeline = match &result {
+                    Ok(rows) if rows.len() == 1 => {
+                        rows[0].try_get::<_, Option<i32>>(0).ok().flatten()
+                    }
+                    _ => None,
+                };
+                let outcome = match &result {
+                    Ok(rows) if rows.len() == 1 && warned.load(Ordering::SeqCst) => {
+                        Outcome::CancelledWait
+                    }
+                    Ok(rows) if rows.len() == 1 => Outcome::Acknowledged,
+                    Err(e)
+                        if e.code()
+                            == Some(&postgres::error::SqlState::READ_ONLY_SQL_TRANSACTION) =>
+                    {
+                        Outcome::Refused
+                    }
                     _ => Outcome::Uncertain,
                 };
                 if result.is_err() {
@@ -95,6 +137,7 @@ impl Writer {
                     at: Instant::now(),
                     port,
                     latency: sent.elapsed(),
+                    timeline,
                 });
             }
         });
@@ -103,6 +146,7 @@ impl Writer {
             stop,
             events,
             handle: Some(handle),
+            started: Instant::now(),
         }
     }
 
@@ -118,6 +162,18 @@ impl Writer {
             .iter()
             .filter(|e| e.outcome == Outcome::Acknowledged && e.port == port && e.at > after)
             .count()
+    }
+
+    /// How long since the last acknowledged commit on `port` (since the
+    /// writer started, if none).
+    pub fn since_last_acknowledged(&self, port: u16) -> Duration {
+        let events = self.events.lock().unwrap_or_else(|e| e.into_inner());
+        events
+            .iter()
+            .rev()
+            .find(|e| e.outcome == Outcome::Acknowledged && e.port == port)
+            .map(|e| e.at.elapsed())
+            .unwrap_or_else(|| self.started.elapsed())
     }
 
     /// Attempts with this outcome since `after`.
