@@ -24,6 +24,11 @@ pub struct FailoverArgs {
     /// Promote even when no reachable standby is guaranteed to hold every acknowledged commit
     #[arg(long)]
     pub allow_data_loss: bool,
+    /// The primary is reachable and accepts writes, and must be abandoned all
+    /// the same (clients cannot reach it, or it misbehaves): name it to
+    /// confirm. Without it, a reachable primary is left alone.
+    #[arg(long, value_name = "NODE")]
+    pub abandon: Option<NodeName>,
     /// Print the commands, change nothing
     #[arg(long)]
     pub dry_run: bool,
@@ -35,16 +40,20 @@ pub struct FailoverArgs {
 pub fn run(args: &FailoverArgs, runner: &dyn Runner) -> Result<()> {
     let path = args.topology.resolve();
     let loaded = project::load_valid(&path)?;
-    if let Some(to) = &args.to {
-        project::require_node(&loaded, to)?;
+    for n in [&args.to, &args.abandon].into_iter().flatten() {
+        project::require_node(&loaded, n)?;
     }
     let c = Cluster::connect(&path, loaded, runner)?;
-    let (old, done) = crate::ops::failover::incident(
+    let Some((old, done)) = crate::ops::failover::incident(
         &c,
         args.to.as_ref(),
+        args.abandon.as_ref(),
         args.allow_data_loss,
         Duration::from_secs(args.timeout),
-    )?;
+    )?
+    else {
+        return Ok(());
+    };
     if runner.dry_run() {
         say!("dry run: nothing changed");
         return Ok(());

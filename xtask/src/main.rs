@@ -33,6 +33,7 @@ mod runner;
 mod secrets;
 mod setup;
 mod status;
+mod steps;
 mod switchover;
 #[cfg(test)]
 mod testing;

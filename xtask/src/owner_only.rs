@@ -4,8 +4,9 @@
 //! (advapi32, via `windows-sys`), not by shelling out to `icacls`. On Unix
 //! the same is mode 0600, set when the file is created (cluster.rs).
 //!
-//! This is the workspace's only unsafe code: foreign calls into advapi32
-//! with buffers this module owns, each checked for failure.
+//! Besides the test hook's two kill(2) calls (steps.rs), this is the
+//! workspace's only unsafe code: foreign calls into advapi32 with buffers
+//! this module owns, each checked for failure.
 #![allow(unsafe_code)]
 
 use anyhow::{bail, Result};

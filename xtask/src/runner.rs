@@ -289,6 +289,14 @@ impl Real {
 }
 
 impl Runner for Real {
+    fn file(&self, op: &FileOp) -> Result<bool> {
+        let changed = op.execute()?;
+        if changed {
+            crate::steps::done(op);
+        }
+        Ok(changed)
+    }
+
     fn run_unchecked(&self, cmd: &Cmd) -> Result<Output> {
         if self.verbose {
             warn!("$ {cmd}");
@@ -336,6 +344,9 @@ impl Runner for Real {
                 started.elapsed().as_millis(),
                 out.status.code().unwrap_or(-1)
             );
+        }
+        if cmd.mutating {
+            crate::steps::done(cmd);
         }
         Ok(Output {
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),

@@ -372,6 +372,7 @@ pub fn reclone_standbys(
     timeout: Duration,
 ) -> Result<()> {
     use crate::ops::live as status;
+    crate::ops::journal::refuse_if_unfinished(c)?;
     let primary = status::find_primary(c)?.context(
         "no writable primary is running; start the cluster (setup-sync / setup-async) first",
     )?;

@@ -5,6 +5,7 @@
 //! synchronous commit.
 
 use super::container;
+use super::journal::{self, Journal, Op, Resume};
 use super::live;
 use super::standby::{promote, repoint};
 use super::sync::{narrowed_sync_names, prove_sync_commit, set_sync_names, SyncNames};
@@ -100,16 +101,49 @@ pub fn choose(c: &Cluster, req: &Request) -> Result<Choice> {
 
 /// The whole failover: the failed primary is fenced first, so it cannot
 /// take a write if it returns.
+/// The choice and the journal that records it come before the first
+/// change, so a run killed at any later point is finished by the next
+/// `failover` ([`incident`]) with the same choice.
 pub fn run(c: &Cluster, secrets: &Secrets, req: &Request) -> Result<Done> {
     let t0 = Instant::now();
     let choice = choose(c, req)?;
+    let j = Journal {
+        op: Op::Failover,
+        from: req.fence.join(","),
+        to: choice.node.clone(),
+        finished: false,
+    };
+    journal::begin(c, &j)?;
+    carry_out(c, secrets, req, choice, t0, &j)
+}
+
+/// Fence, promote (unless the chosen node already accepts writes: a run
+/// that was interrupted after promoting it), re-point, narrow, prove; the
+/// journal ends with it.
+fn carry_out(
+    c: &Cluster,
+    secrets: &Secrets,
+    req: &Request,
+    choice: Choice,
+    t0: Instant,
+    j: &Journal,
+) -> Result<Done> {
     let t1 = Instant::now();
     for node in &req.fence {
         container::fence(c, node)?;
     }
     let t2 = Instant::now();
-    say!("promoting {}: {}", choice.node, choice.why);
-    let timeline = promote(c, &choice.node, req.timeout)?;
+    let writable = !c.runner().dry_run()
+        && c.probe(&choice.node, "SELECT pg_is_in_recovery()")?
+            .as_deref()
+            == Some("f");
+    let timeline = if writable {
+        say!("{} already accepts writes: it was promoted", choice.node);
+        live::timeline(c, &choice.node)?
+    } else {
+        say!("promoting {}: {}", choice.node, choice.why);
+        promote(c, &choice.node, req.timeout)?
+    };
     let promoted_at = Instant::now();
     if let Some(hook) = req.on_promoted {
         hook(&choice.node);
@@ -155,6 +189,7 @@ pub fn run(c: &Cluster, secrets: &Secrets, req: &Request) -> Result<Done> {
     } else {
         Some(prove_sync_commit(c, &choice.node, Duration::from_secs(15))?)
     };
+    journal::end(c, j)?;
     Ok(Done {
         choice,
         timeline,
@@ -173,10 +208,28 @@ pub fn run(c: &Cluster, secrets: &Secrets, req: &Request) -> Result<Done> {
 pub fn incident(
     c: &Cluster,
     to: Option<&NodeName>,
+    abandon: Option<&NodeName>,
     allow_data_loss: bool,
     timeout: Duration,
-) -> Result<(String, Done)> {
+) -> Result<Option<(String, Done)>> {
     let secrets = c.secrets()?;
+    match journal::check(c, Op::Failover)? {
+        Resume::Interrupted(j) => return finish_interrupted(c, &secrets, j, to, timeout).map(Some),
+        Resume::Finished(j)
+            if abandon.is_none()
+                && !c.runner().dry_run()
+                && c.probe(&j.to, "SELECT pg_is_in_recovery()")?.as_deref() == Some("f") =>
+        {
+            say!(
+                "the last failover, from {} to {}, made every change; {} is the primary: nothing to do",
+                j.from,
+                j.to,
+                j.to
+            );
+            return Ok(None);
+        }
+        _ => {}
+    }
     let rows = live::collect(c)?;
     let primaries: Vec<&str> = rows
         .iter()
@@ -189,6 +242,11 @@ pub fn incident(
         .map(|r| r.node.clone())
         .collect();
     let (old, states, enforced) = match primaries.as_slice() {
+        [p] if abandon.map(NodeName::as_str) != Some(*p) => bail!(
+            "{p} is reachable and accepts writes: there is nothing to fail over from, and nothing was changed. \
+             If it must be abandoned (clients cannot reach it, or it misbehaves), run `failover --abandon {p}`; \
+             for a planned move without loss, `switchover --to <standby>`"
+        ),
         [p] => {
             // Reachable but to be abandoned: what it enforces now is known.
             let p = p.to_string();
@@ -210,6 +268,9 @@ pub fn incident(
             many.join(", ")
         ),
     };
+    if let Some(a) = abandon.filter(|a| a.as_str() != old) {
+        bail!("--abandon {a}: the primary to fail over from is {old}; nothing was changed");
+    }
     if to.map(NodeName::as_str) == Some(old.as_str()) {
         bail!("--to {old}: it is the primary being failed over from; name a standby");
     }
@@ -229,7 +290,57 @@ pub fn incident(
             timeout,
         },
     )?;
-    Ok((old, done))
+    Ok(Some((old, done)))
+}
+
+/// Finishes a failover that a killed run left half done, with the choice
+/// it recorded: the failed primary fenced (again), the chosen standby
+/// promoted if it is not yet, the others re-pointed, the list narrowed.
+fn finish_interrupted(
+    c: &Cluster,
+    secrets: &Secrets,
+    j: Journal,
+    to: Option<&NodeName>,
+    timeout: Duration,
+) -> Result<(String, Done)> {
+    if let Some(to) = to.filter(|t| t.as_str() != j.to) {
+        bail!(
+            "--to {to}: the interrupted failover chose {}; run `failover` without --to to finish it",
+            j.to
+        );
+    }
+    let rows = live::collect(c)?;
+    let target = rows.iter().find(|r| r.node == j.to);
+    if target.is_none_or(|r| !r.reachable) && !c.runner().dry_run() {
+        bail!(
+            "{}, which the interrupted failover chose, is not reachable: start its container again (docker start) and run `failover` again",
+            j.to
+        );
+    }
+    let fence: Vec<String> = j.from.split(',').map(str::to_string).collect();
+    let mut down: BTreeSet<String> = rows
+        .iter()
+        .filter(|r| r.role == LiveRole::Down)
+        .map(|r| r.node.clone())
+        .collect();
+    down.extend(fence.iter().cloned());
+    let req = Request {
+        fence: fence.clone(),
+        down,
+        states: None,
+        enforced: live::configured_sync_names(c.topology()),
+        to: None,
+        allow_data_loss: false,
+        on_promoted: None,
+        timeout,
+    };
+    let choice = Choice {
+        node: j.to.clone(),
+        why: "the choice of the interrupted failover".into(),
+        guaranteed: true,
+    };
+    let done = carry_out(c, secrets, &req, choice, Instant::now(), &j)?;
+    Ok((j.from, done))
 }
 
 /// The primary that failed: the node the reachable standbys were following,

@@ -7,6 +7,7 @@ pub mod container;
 pub mod down;
 pub mod drill;
 pub mod failover;
+pub mod journal;
 pub mod live;
 pub mod patroni;
 pub mod preflight;

@@ -44,6 +44,9 @@ impl Phases {
 
 /// The whole setup: preflight, files, primary, role, standbys, verify.
 pub fn run(c: &Cluster, plan: &Plan) -> Result<()> {
+    // An interrupted failover, switchover or rejoin is finished first:
+    // setup starts every node, and would start a half-moved one.
+    crate::ops::journal::refuse_if_unfinished(c)?;
     let started = Instant::now();
     let mut phases = Phases(vec![], started);
     let image = preflight(c, plan)?;
@@ -156,7 +159,12 @@ fn prepare(c: &Cluster, image: &Resolved) -> Result<(Secrets, Option<Cidr>, Stri
     // Roles move after a failover: the live primary, when there is one.
     let live_primary = status::find_primary(c)?;
     let primary = live_primary.clone().unwrap_or(configured);
-    let fresh = live_primary.is_none() && !data_initialized(c, &primary)?;
+    // A first start that a killed run left under way is still fresh: the
+    // image's init may be running now, and must commit without waiting
+    // for standbys that do not exist yet.
+    let first_start_under_way = crate::fsx::read_own(&first_start_marker(c), 1024)?.is_some();
+    let fresh =
+        live_primary.is_none() && (first_start_under_way || !data_initialized(c, &primary)?);
     for node in &t.nodes {
         write_node_conf(
             c,
@@ -200,14 +208,31 @@ fn start_primary(
     fresh: bool,
     timeout: Duration,
 ) -> Result<()> {
+    if fresh {
+        c.runner().file(&FileOp::Write {
+            path: first_start_marker(c),
+            contents: format!("{primary}\n").into_bytes(),
+            access: Access::Public,
+        })?;
+    }
     c.runner()
         .run(&c.compose()?.args(["up", "-d", "--no-deps", primary]))?;
     c.wait_ready(primary, timeout)?;
     if fresh {
         // Writing the changed file reloads the running primary.
         write_node_conf(c, primary, subnet, false)?;
+        c.runner().file(&FileOp::RemoveFile {
+            path: first_start_marker(c),
+        })?;
     }
     Ok(())
+}
+
+/// Present from just before a fresh primary's first start until it runs
+/// with its real configuration: the image's init, which a killed run may
+/// leave under way, needs an empty `synchronous_standby_names`.
+fn first_start_marker(c: &Cluster) -> std::path::PathBuf {
+    c.state_dir().join("first-start")
 }
 
 /// The replication role with the generated password (sent on standard

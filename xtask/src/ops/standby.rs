@@ -5,6 +5,7 @@
 
 use super::container;
 use super::container::one_off_as;
+use super::journal;
 use super::live::{is_streaming, timeline};
 use crate::cluster::Cluster;
 use crate::pg::sql::literal;
@@ -72,12 +73,42 @@ pub fn rejoin(
     secrets: &Secrets,
     timeout: Duration,
 ) -> Result<Rejoined> {
-    let r = c.runner();
-    let t = c.topology();
-    let n = c.node(node)?;
+    c.node(node)?;
     if primary == node {
         bail!("{node} is the primary; only a standby or a failed node can rejoin");
     }
+    if let journal::Resume::Interrupted(j) = journal::check(c, journal::Op::Rejoin)? {
+        if j.to != node {
+            bail!(
+                "the rejoin of {} was interrupted; finish it first: {}",
+                j.to,
+                j.command(c.path())
+            );
+        }
+    }
+    let j = journal::Journal {
+        op: journal::Op::Rejoin,
+        from: primary.to_string(),
+        to: node.to_string(),
+        finished: false,
+    };
+    journal::begin(c, &j)?;
+    let how = rejoin_steps(c, node, primary, secrets, timeout)?;
+    journal::end(c, &j)?;
+    Ok(how)
+}
+
+/// [`rejoin`] between its journal's beginning and end.
+fn rejoin_steps(
+    c: &Cluster,
+    node: &str,
+    primary: &str,
+    secrets: &Secrets,
+    timeout: Duration,
+) -> Result<Rejoined> {
+    let r = c.runner();
+    let t = c.topology();
+    let n = c.node(node)?;
     let id = container::id_of(c, node)?;
     // What the data folder allows is read before anything changes, so a
     // dry run says what the real run would decide.

@@ -9,6 +9,7 @@
 
 use crate::cluster::Cluster;
 use crate::ops::container::{self, one_off};
+use crate::ops::journal::{self, Journal, Op, Resume};
 use crate::ops::{live, standby, sync};
 use anyhow::{bail, Context, Result};
 use cluster_config::live::Lsn;
@@ -39,7 +40,13 @@ pub fn shutdown_checkpoint(controldata: &str) -> Result<Lsn> {
 /// Stops the old primary cleanly and checks that `target` has replayed its
 /// shutdown checkpoint: every commit is then on the target. When it has
 /// not, the old primary is started again and nothing is promoted.
-fn stop_and_check(c: &Cluster, old: &str, target: &str, timeout: Duration) -> Result<()> {
+fn stop_and_check(
+    c: &Cluster,
+    old: &str,
+    target: &str,
+    timeout: Duration,
+    j: &Journal,
+) -> Result<()> {
     // A checkpoint now makes the shutdown checkpoint quick.
     c.sql_mut(old, "CHECKPOINT")?;
     say!("{old}: stopping cleanly (it sends all its WAL to its standbys first)");
@@ -65,86 +72,262 @@ fn stop_and_check(c: &Cluster, old: &str, target: &str, timeout: Duration) -> Re
     if let Err(e) = caught_up {
         say!("{target} did not receive everything; restarting {old} as the primary");
         container::start(c, old)?;
+        journal::end(c, j)?;
         return Err(e.context("switchover abandoned: nothing was promoted"));
     }
     say!("{target}: has replayed {old}'s shutdown checkpoint ({ckpt}): nothing can be lost");
     Ok(())
 }
 
-/// Moves the primary to `target`.
+/// How far a switchover got, read from the live nodes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// The old primary still accepts writes: nothing to undo.
+    Start,
+    /// The old primary is stopped and the target not promoted: no node
+    /// accepts writes.
+    Stopped,
+    /// The target accepts writes.
+    Promoted,
+}
+
+fn writable(c: &Cluster, node: &str) -> Result<bool> {
+    Ok(c.probe(node, "SELECT pg_is_in_recovery()")?.as_deref() == Some("f"))
+}
+
+/// Where an interrupted switchover from `old` to `target` stopped.
+fn phase(c: &Cluster, old: &str, target: &str) -> Result<Phase> {
+    if writable(c, target)? {
+        return Ok(Phase::Promoted);
+    }
+    if c.is_running(old)? {
+        if writable(c, old)? {
+            return Ok(Phase::Start);
+        }
+        bail!(
+            "{old} runs and refuses writes, and {target} is not promoted: see `cargo xtask status`"
+        );
+    }
+    Ok(Phase::Stopped)
+}
+
+/// Moves the primary to `target`. A run killed at any point is finished by
+/// running it again: the journal names the old primary, and the live nodes
+/// say how far it got. Killed with the old primary stopped and the target
+/// not yet promoted, the next run promotes the target once it has replayed
+/// the old primary's shutdown checkpoint, or starts the old primary again.
 pub fn run(c: &Cluster, target: &NodeName, timeout: Duration) -> Result<()> {
     let target = target.as_str();
     let secrets = c.secrets()?;
-    let old = live::find_primary(c)?.context("no writable primary is running")?;
-    if old == target {
-        bail!("{target} is already the primary");
-    }
-    if !c.runner().dry_run() && !live::connected(c, &old)?.iter().any(|n| n == target) {
-        bail!("{target} is not streaming from {old}: a switchover needs it caught up (see `cargo xtask status`); nothing was changed");
-    }
+    let dry = c.runner().dry_run();
+    let resumed = journal::check(c, Op::Switchover)?;
+    let (old, from) = match resumed {
+        Resume::Interrupted(j) if j.to != target => bail!(
+            "the interrupted switchover moves the primary to {}; finish it first: {}",
+            j.to,
+            j.command(c.path())
+        ),
+        Resume::Interrupted(j) => {
+            let p = if dry {
+                Phase::Stopped
+            } else {
+                phase(c, &j.from, target)?
+            };
+            say!("{}: the switchover stopped at {p:?}", j.from);
+            (j.from, p)
+        }
+        Resume::Finished(j) if j.to == target && !dry && writable(c, target)? => {
+            say!(
+                "the last switchover, from {} to {target}, made every change; {target} is the primary: nothing to do",
+                j.from
+            );
+            return Ok(());
+        }
+        Resume::Finished(_) | Resume::Fresh => {
+            let old = live::find_primary(c)?.context("no writable primary is running")?;
+            if old == target {
+                bail!("{target} is already the primary");
+            }
+            if !dry && !live::connected(c, &old)?.iter().any(|n| n == target) {
+                bail!("{target} is not streaming from {old}: a switchover needs it caught up (see `cargo xtask status`); nothing was changed");
+            }
+            (old, Phase::Start)
+        }
+    };
+    let j = Journal {
+        op: Op::Switchover,
+        from: old.clone(),
+        to: target.to_string(),
+        finished: false,
+    };
+    journal::begin(c, &j)?;
     let stopped_at = Instant::now();
-    stop_and_check(c, &old, target, timeout)?;
-    let timeline = standby::promote(c, target, timeout)?;
+    match from {
+        Phase::Start => stop_and_check(c, &old, target, timeout, &j)?,
+        Phase::Stopped => check_stopped(c, &old, target, timeout, &j)?,
+        Phase::Promoted => {}
+    }
+    if from != Phase::Promoted {
+        // Before the target is promoted, the stopped old primary can only
+        // come back read-only, whoever starts it.
+        c.runner()
+            .run(&one_off(c, &old, "touch")?.arg(format!("{PGDATA}/standby.signal")))?;
+    }
+    let timeline = if from == Phase::Promoted {
+        live::timeline(c, target)?
+    } else {
+        standby::promote(c, target, timeout)?
+    };
     let promoted = stopped_at.elapsed();
-    let t = c.topology();
-    let others: Vec<&str> = t
+    let sync_again = repoint_the_rest(c, &old, target, &secrets, timeout, stopped_at)?;
+    follow_the_new_primary(c, &old, target, &secrets, timeout)?;
+    if dry {
+        say!("dry run: nothing changed");
+        return Ok(());
+    }
+    sync::restore_sync_names(c, target)?;
+    let commit_ms = sync::prove_sync_commit(c, target, Duration::from_secs(15))?;
+    journal::end(c, &j)?;
+    if from == Phase::Start {
+        let sync_again = sync_again.unwrap_or_else(|| stopped_at.elapsed());
+        say!(
+            "switchover done: {target} is the primary (timeline {timeline}), {old} follows it. \
+             Write downtime: {} ms until {target} accepted writes, {} ms until synchronous commits returned (a commit now takes {commit_ms} ms)",
+            promoted.as_millis(),
+            sync_again.as_millis()
+        );
+    } else {
+        say!("switchover finished: {target} is the primary (timeline {timeline}), {old} follows it (a commit now takes {commit_ms} ms)");
+    }
+    say_raw!("\n{}", live::table(&live::collect(c)?));
+    Ok(())
+}
+
+/// The old primary was stopped by an earlier run: the target is promoted
+/// only once it has replayed the shutdown checkpoint; else the old primary
+/// is started again, as the primary, and the switchover abandoned.
+fn check_stopped(
+    c: &Cluster,
+    old: &str,
+    target: &str,
+    timeout: Duration,
+    j: &Journal,
+) -> Result<()> {
+    if c.runner().dry_run() {
+        return Ok(());
+    }
+    let out = c
+        .runner()
+        .run(&one_off(c, old, "pg_controldata")?.arg(PGDATA).read_only())?;
+    let caught_up = shutdown_checkpoint(&out.stdout).and_then(|ckpt| {
+        c.poll(
+            &format!("{target} to replay {old}'s shutdown checkpoint at {ckpt}"),
+            Duration::from_secs(30).min(timeout),
+            || {
+                Ok((c.sql(
+                    target,
+                    &format!("SELECT pg_last_wal_replay_lsn() > '{ckpt}'::pg_lsn"),
+                )? == "t")
+                    .then_some(ckpt))
+            },
+        )
+    });
+    match caught_up {
+        Ok(ckpt) => {
+            say!(
+                "{target}: has replayed {old}'s shutdown checkpoint ({ckpt}): nothing can be lost"
+            );
+            Ok(())
+        }
+        Err(e) => {
+            say!(
+                "{target} did not receive everything ({e:#}); starting {old} again as the primary"
+            );
+            c.runner().run(
+                &one_off(c, old, "rm")?
+                    .args(["-f".to_string(), format!("{PGDATA}/standby.signal")]),
+            )?;
+            container::start(c, old)?;
+            journal::end(c, j)?;
+            bail!("switchover abandoned: {old} is the primary again and nothing was promoted")
+        }
+    }
+}
+
+/// Re-points every other standby at `target` and narrows its list to them;
+/// returns when synchronous commits came back, when some standby follows.
+fn repoint_the_rest(
+    c: &Cluster,
+    old: &str,
+    target: &str,
+    secrets: &crate::secrets::Secrets,
+    timeout: Duration,
+    stopped_at: Instant,
+) -> Result<Option<Duration>> {
+    let others: Vec<&str> = c
+        .topology()
         .nodes
         .iter()
         .map(|n| n.name())
         .filter(|n| *n != target && *n != old)
         .collect();
     for n in &others {
-        standby::repoint(c, n, target, &secrets, timeout)?;
+        standby::repoint(c, n, target, secrets, timeout)?;
     }
     // Synchronous commits return again as soon as a standby follows: with
     // other standbys, now; with none, once the old primary follows.
-    let mut sync_again = None;
-    if !c.runner().dry_run() && !others.is_empty() {
-        let names = sync::narrowed_sync_names(c, target)?;
-        sync::set_sync_names(c, target, &names)?;
-        if names != sync::SyncNames::Narrowed(None) {
-            sync::prove_sync_commit(c, target, Duration::from_secs(15))?;
-            sync_again = Some(stopped_at.elapsed());
-        }
+    if c.runner().dry_run() || others.is_empty() {
+        return Ok(None);
     }
-    // The old primary follows the new one: its WAL ends at the shutdown
-    // checkpoint, before the new timeline begins, so no rewind is needed.
+    let names = sync::narrowed_sync_names(c, target)?;
+    sync::set_sync_names(c, target, &names)?;
+    if names == sync::SyncNames::Narrowed(None) {
+        return Ok(None);
+    }
+    sync::prove_sync_commit(c, target, Duration::from_secs(15))?;
+    Ok(Some(stopped_at.elapsed()))
+}
+
+/// The old primary follows the new one: its WAL ends at the shutdown
+/// checkpoint, before the new timeline begins, so no rewind is needed.
+fn follow_the_new_primary(
+    c: &Cluster,
+    old: &str,
+    target: &str,
+    secrets: &crate::secrets::Secrets,
+    timeout: Duration,
+) -> Result<()> {
+    let t = c.topology();
     let settings =
-        render::standby_settings(t, c.node(&old)?, target, Some(secrets.replication.expose()));
+        render::standby_settings(t, c.node(old)?, target, Some(secrets.replication.expose()));
+    // Replaced by a rename: a run killed here leaves the old file or the new.
     c.runner().run(
-        &one_off(c, &old, "tee")?
+        &one_off(c, old, "sh")?
+            .args([
+                "-c",
+                "cat > \"$1.pgrepl\" && mv -f \"$1.pgrepl\" \"$1\"",
+                "pgrepl-write",
+            ])
             .arg(format!("{PGDATA}/postgresql.auto.conf"))
             .stdin(settings),
     )?;
     c.runner()
-        .run(&one_off(c, &old, "touch")?.arg(format!("{PGDATA}/standby.signal")))?;
+        .run(&one_off(c, old, "touch")?.arg(format!("{PGDATA}/standby.signal")))?;
     if t.replication.slots {
         c.sql_mut(
             target,
-            &crate::pg::sql::create_slot(&c.node(&old)?.slot_name()),
+            &crate::pg::sql::create_slot(&c.node(old)?.slot_name()),
         )?;
     }
-    container::start(c, &old)?;
+    container::start(c, old)?;
     if c.runner().dry_run() {
-        say!("dry run: nothing changed");
         return Ok(());
     }
-    c.wait_ready(&old, timeout)?;
+    c.wait_ready(old, timeout)?;
     c.poll(&format!("{old} to stream from {target}"), timeout, || {
-        Ok(live::is_streaming(c, target, &old)?.then_some(()))
+        Ok(live::is_streaming(c, target, old)?.then_some(()))
     })?;
-    standby::ensure_read_only(c, &old)?;
-    sync::restore_sync_names(c, target)?;
-    let commit_ms = sync::prove_sync_commit(c, target, Duration::from_secs(15))?;
-    let sync_again = sync_again.unwrap_or_else(|| stopped_at.elapsed());
-    say!(
-        "switchover done: {target} is the primary (timeline {timeline}), {old} follows it. \
-         Write downtime: {} ms until {target} accepted writes, {} ms until synchronous commits returned (a commit now takes {commit_ms} ms)",
-        promoted.as_millis(),
-        sync_again.as_millis()
-    );
-    say_raw!("\n{}", live::table(&live::collect(c)?));
-    Ok(())
+    standby::ensure_read_only(c, old)
 }
 
 #[cfg(test)]

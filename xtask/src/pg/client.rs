@@ -305,7 +305,7 @@ impl super::Transport for Connections {
         node: &str,
         database: Option<&str>,
         sql: &str,
-        _mutating: bool,
+        mutating: bool,
     ) -> Result<Option<String>> {
         if self.dry_run || database.is_some() {
             return Ok(None);
@@ -322,7 +322,12 @@ impl super::Transport for Connections {
             return Ok(None);
         };
         match direct.run(node, statements, Duration::from_secs(90)) {
-            Ok(text) => Ok(Some(text)),
+            Ok(text) => {
+                if mutating {
+                    crate::steps::done(&format_args!("sql {node}: {}", sql.trim()));
+                }
+                Ok(Some(text))
+            }
             Err(Miss::Unreachable) => Ok(None),
             Err(Miss::Failed(e)) => Err(e.context(format!("SQL on {node} failed"))),
         }

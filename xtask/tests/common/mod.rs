@@ -6,6 +6,8 @@
 // Tests print to the test harness, whose streams stay open.
 #![allow(clippy::disallowed_macros, dead_code)]
 
+pub mod chaos;
+
 pub use serde_json::Value;
 pub use std::path::{Path, PathBuf};
 use std::sync::Mutex;
