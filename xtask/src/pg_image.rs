@@ -102,97 +102,117 @@ pub fn resolve(
     absent: Absent,
 ) -> Result<Resolved> {
     match want {
-        Want::Image(image, major) => {
-            if docker.image_id(runner, image)?.is_none() {
-                match absent {
-                    Absent::Pull(limit) => pull(docker, runner, image, limit)?,
-                    _ => {
-                        let own = major
-                            .filter(|m| m.debian_suite().is_some())
-                            .map(|m| format!(", or drop `image` and keep `postgres = {m}` to use the project's own {}", own_tag(m)))
-                            .unwrap_or_default();
-                        bail!(
-                            "image `{image}` is not in the Docker engine, and its PostgreSQL major cannot be known without it (it is read from the image, not its name). \
-                             Get it with `docker pull {image}` where a registry is reachable (or re-run with --pull){own}. \
-                             The project builds {} from Debian packages here: `postgres = N` in [cluster] with no `image`. Nothing was changed.",
-                            buildable_list()
-                        );
-                    }
-                }
+        Want::Image(image, major) => resolve_image(docker, runner, image, *major, absent),
+        Want::Major(m) => resolve_major(docker, runner, want, *m, absent),
+    }
+}
+
+/// A named image: present (or pulled, when asked), and of the major the
+/// topology says, when it says one.
+fn resolve_image(
+    docker: &Docker,
+    runner: &dyn Runner,
+    image: &str,
+    major: Option<Major>,
+    absent: Absent,
+) -> Result<Resolved> {
+    if docker.image_id(runner, image)?.is_none() {
+        match absent {
+            Absent::Pull(limit) => pull(docker, runner, image, limit)?,
+            _ => {
+                let own = major
+                    .filter(|m| m.debian_suite().is_some())
+                    .map(|m| format!(", or drop `image` and keep `postgres = {m}` to use the project's own {}", own_tag(m)))
+                    .unwrap_or_default();
+                bail!(
+                    "image `{image}` is not in the Docker engine, and its PostgreSQL major cannot be known without it (it is read from the image, not its name). \
+                     Get it with `docker pull {image}` where a registry is reachable (or re-run with --pull){own}. \
+                     The project builds {} from Debian packages here: `postgres = N` in [cluster] with no `image`. Nothing was changed.",
+                    buildable_list()
+                );
             }
-            let found = inspect(docker, runner, image)?
-                .with_context(|| format!("image `{image}` is still not in the engine"))?;
-            if let Some(m) = major {
-                if found.major() != *m {
-                    bail!(
-                        "image `{image}` holds PostgreSQL {} but the topology says postgres = {m}: they must agree. \
-                         Change `postgres` to {}, or name an image of PostgreSQL {m}. Nothing was changed.",
-                        found.version.version,
-                        found.major()
-                    );
-                }
-            }
-            Ok(found)
         }
-        Want::Major(m) => {
-            for tag in [official_tag(*m), own_tag(*m)] {
-                if let Some(found) = inspect(docker, runner, &tag)? {
-                    if found.major() != *m {
-                        bail!(
-                            "image `{tag}` holds PostgreSQL {}, not {m}: remove or re-tag it (`docker image rm {tag}`), then re-run",
-                            found.version.version
-                        );
-                    }
-                    return Ok(found);
-                }
+    }
+    let found = inspect(docker, runner, image)?
+        .with_context(|| format!("image `{image}` is still not in the engine"))?;
+    if let Some(m) = major {
+        if found.major() != m {
+            bail!(
+                "image `{image}` holds PostgreSQL {} but the topology says postgres = {m}: they must agree. \
+                 Change `postgres` to {}, or name an image of PostgreSQL {m}. Nothing was changed.",
+                found.version.version,
+                found.major()
+            );
+        }
+    }
+    Ok(found)
+}
+
+/// A major alone: `postgres:<major>` or the project's own image, built
+/// when absent and buildable here.
+fn resolve_major(
+    docker: &Docker,
+    runner: &dyn Runner,
+    want: &Want,
+    m: Major,
+    absent: Absent,
+) -> Result<Resolved> {
+    for tag in [official_tag(m), own_tag(m)] {
+        if let Some(found) = inspect(docker, runner, &tag)? {
+            if found.major() != m {
+                bail!(
+                    "image `{tag}` holds PostgreSQL {}, not {m}: remove or re-tag it (`docker image rm {tag}`), then re-run",
+                    found.version.version
+                );
             }
-            let own = own_tag(*m);
-            let buildable = m.debian_suite().is_some();
-            match absent {
-                Absent::Build if buildable => {
-                    let spec = Spec::own(*m)?;
-                    if runner.dry_run() {
-                        say!("[dry-run] neither {} nor {own} is in the Docker engine: would build {own} from Debian {} packages (`cargo xtask image --postgres {m}`)", official_tag(*m), spec.suite);
-                        return Ok(Resolved {
-                            image: own,
-                            id: String::new(),
-                            version: ServerVersion {
-                                major: *m,
-                                version: format!("{m}"),
-                                build: "to be built".into(),
-                            },
-                        });
-                    }
-                    say!(
-                        "neither {} nor {own} is in the Docker engine, and no registry is used: building {own} from Debian {} packages (postgresql-{m})",
-                        official_tag(*m),
-                        spec.suite
-                    );
-                    crate::debian_image::ensure_builder(runner)?;
-                    crate::debian_image::build(&spec, runner)?;
-                    inspect(docker, runner, &own)?
-                        .with_context(|| format!("{own} was built but is not in the engine"))
-                }
-                Absent::Pull(limit) => {
-                    pull(docker, runner, &official_tag(*m), limit)?;
-                    resolve(docker, runner, want, Absent::Refuse)
-                }
-                _ => {
-                    let how = if buildable {
-                        format!("`cargo xtask image --postgres {m}` builds {own} from Debian packages (setup does it by itself)")
-                    } else {
-                        format!(
-                            "PostgreSQL {m} cannot be built here (the project builds {}): `docker pull {}` where a registry is reachable, or re-run with --pull",
-                            buildable_list(),
-                            official_tag(*m)
-                        )
-                    };
-                    bail!(
-                        "no image of PostgreSQL {m} is in the Docker engine (neither {} nor {own}): {how}. Nothing was changed.",
-                        official_tag(*m)
-                    )
-                }
+            return Ok(found);
+        }
+    }
+    let own = own_tag(m);
+    let buildable = m.debian_suite().is_some();
+    match absent {
+        Absent::Build if buildable => {
+            let spec = Spec::own(m)?;
+            if runner.dry_run() {
+                say!("[dry-run] neither {} nor {own} is in the Docker engine: would build {own} from Debian {} packages (`cargo xtask image --postgres {m}`)", official_tag(m), spec.suite);
+                return Ok(Resolved {
+                    image: own,
+                    id: String::new(),
+                    version: ServerVersion {
+                        major: m,
+                        version: format!("{m}"),
+                        build: "to be built".into(),
+                    },
+                });
             }
+            say!(
+                "neither {} nor {own} is in the Docker engine, and no registry is used: building {own} from Debian {} packages (postgresql-{m})",
+                official_tag(m),
+                spec.suite
+            );
+            crate::debian_image::ensure_builder(runner)?;
+            crate::debian_image::build(&spec, runner)?;
+            inspect(docker, runner, &own)?
+                .with_context(|| format!("{own} was built but is not in the engine"))
+        }
+        Absent::Pull(limit) => {
+            pull(docker, runner, &official_tag(m), limit)?;
+            resolve(docker, runner, want, Absent::Refuse)
+        }
+        _ => {
+            let how = if buildable {
+                format!("`cargo xtask image --postgres {m}` builds {own} from Debian packages (setup does it by itself)")
+            } else {
+                format!(
+                    "PostgreSQL {m} cannot be built here (the project builds {}): `docker pull {}` where a registry is reachable, or re-run with --pull",
+                    buildable_list(),
+                    official_tag(m)
+                )
+            };
+            bail!(
+                "no image of PostgreSQL {m} is in the Docker engine (neither {} nor {own}): {how}. Nothing was changed.",
+                official_tag(m)
+            )
         }
     }
 }

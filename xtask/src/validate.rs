@@ -50,6 +50,30 @@ pub struct ValidateArgs {
 }
 
 pub fn run(args: &ValidateArgs) -> Result<()> {
+    refuse_conf_only_flags(args)?;
+    let mut failed = Vec::new();
+    let loaded = check_topologies(args, &mut failed)?;
+    if !args.confs.is_empty() {
+        check_confs(args, loaded.first().map(|l| &l.topology), &mut failed)?;
+    }
+    if args.server {
+        for l in &loaded {
+            if let Err(e) = server_topology(l) {
+                say!("{}:\n  error[server]: {e:#}", l.path);
+                if !failed.contains(&l.path) {
+                    failed.push(l.path.clone());
+                }
+            }
+        }
+    }
+    if !failed.is_empty() {
+        bail!("validation failed for {}", failed.join("; "));
+    }
+    Ok(())
+}
+
+/// Flags that only apply to `--conf` files are refused without one.
+fn refuse_conf_only_flags(args: &ValidateArgs) -> Result<()> {
     if args.confs.is_empty() {
         let given: Vec<&str> = [
             (args.replication_user.is_some(), "--replication-user"),
@@ -67,7 +91,15 @@ pub fn run(args: &ValidateArgs) -> Result<()> {
             );
         }
     }
-    let mut failed = Vec::new();
+    Ok(())
+}
+
+/// Every topology (the presets when none is named), each report printed;
+/// the failed ones join `failed`.
+fn check_topologies(
+    args: &ValidateArgs,
+    failed: &mut Vec<String>,
+) -> Result<Vec<cluster_config::Loaded>> {
     let topologies = if args.topologies.is_empty() && args.confs.is_empty() {
         project::presets()?
     } else {
@@ -96,67 +128,62 @@ pub fn run(args: &ValidateArgs) -> Result<()> {
         }
         loaded.push(l);
     }
-    if !args.confs.is_empty() {
-        let mut files = Vec::new();
-        for path in &args.confs {
-            let bytes = crate::fsx::read_limited(path, crate::fsx::CONF_LIMIT)
-                .with_context(|| format!("reading {}", path.display()))?;
-            files.push((project::display(path), bytes));
-        }
-        let topo = loaded.first().map(|l| &l.topology);
-        let user = args
-            .replication_user
-            .as_ref()
-            .map(|u| u.to_string())
-            .or_else(|| topo.map(|t| t.replication.user.get_ref().to_string()));
-        let subnet = args.subnet.or_else(|| topo.and_then(|t| t.subnet()));
-        let major = args
-            .postgres
-            .or_else(|| topo.and_then(|t| t.cluster.declared_major()))
-            .unwrap_or(cluster_config::version::DEFAULT);
-        let mut report = validate::validate_files_with(
-            &files,
-            user.as_deref(),
-            subnet.map(|s| s.cidr()),
-            args.allow_trust,
-            &validate::Options {
-                memory: project::local_memory(),
-                ..validate::Options::for_major(major)
-            },
-        );
-        if let Some(s) = &args.subnet {
-            validate::warn_subnet(s, Location::file("--subnet"), &mut report);
-        }
-        let label = files
-            .iter()
-            .map(|f| f.0.as_str())
-            .collect::<Vec<_>>()
-            .join(", ");
-        print_report(&label, &report);
-        if report.has_errors() {
-            failed.push(label.clone());
-        }
-        if args.server {
-            if let Err(e) = server_files(&files, major) {
-                say!("{label}:\n  error[server]: {e:#}");
-                if !failed.contains(&label) {
-                    failed.push(label);
-                }
-            }
-        }
+    Ok(loaded)
+}
+
+/// The hand-written files, checked together (and by the server with
+/// `--server`), with the first topology's user, subnet and major unless
+/// flags say otherwise.
+fn check_confs(
+    args: &ValidateArgs,
+    topo: Option<&cluster_config::Topology>,
+    failed: &mut Vec<String>,
+) -> Result<()> {
+    let mut files = Vec::new();
+    for path in &args.confs {
+        let bytes = crate::fsx::read_limited(path, crate::fsx::CONF_LIMIT)
+            .with_context(|| format!("reading {}", path.display()))?;
+        files.push((project::display(path), bytes));
+    }
+    let user = args
+        .replication_user
+        .as_ref()
+        .map(|u| u.to_string())
+        .or_else(|| topo.map(|t| t.replication.user.get_ref().to_string()));
+    let subnet = args.subnet.or_else(|| topo.and_then(|t| t.subnet()));
+    let major = args
+        .postgres
+        .or_else(|| topo.and_then(|t| t.cluster.declared_major()))
+        .unwrap_or(cluster_config::version::DEFAULT);
+    let mut report = validate::validate_files_with(
+        &files,
+        user.as_deref(),
+        subnet.map(|s| s.cidr()),
+        args.allow_trust,
+        &validate::Options {
+            memory: project::local_memory(),
+            ..validate::Options::for_major(major)
+        },
+    );
+    if let Some(s) = &args.subnet {
+        validate::warn_subnet(s, Location::file("--subnet"), &mut report);
+    }
+    let label = files
+        .iter()
+        .map(|f| f.0.as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
+    print_report(&label, &report);
+    if report.has_errors() {
+        failed.push(label.clone());
     }
     if args.server {
-        for l in &loaded {
-            if let Err(e) = server_topology(l) {
-                say!("{}:\n  error[server]: {e:#}", l.path);
-                if !failed.contains(&l.path) {
-                    failed.push(l.path.clone());
-                }
+        if let Err(e) = server_files(&files, major) {
+            say!("{label}:\n  error[server]: {e:#}");
+            if !failed.contains(&label) {
+                failed.push(label);
             }
         }
-    }
-    if !failed.is_empty() {
-        bail!("validation failed for {}", failed.join("; "));
     }
     Ok(())
 }

@@ -324,40 +324,14 @@ fn parse_line(
     warnings: &mut Vec<(usize, String)>,
 ) -> Result<Option<Parsed>, String> {
     let fields = tokenize(line)?;
-    let Some(first) = fields.first() else {
+    if fields.is_empty() {
         return Ok(None);
+    }
+    let conn = match parse_kind(&fields, lineno, major)? {
+        Ok(conn) => conn,
+        Err(include) => return Ok(Some(include)),
     };
-    let kind = single(first, "the connection type")?;
-    let conn = match kind.text.as_str() {
-        "local" => ConnType::Local,
-        "host" => ConnType::Host,
-        "hostssl" => ConnType::HostSsl,
-        "hostnossl" => ConnType::HostNoSsl,
-        "hostgssenc" => ConnType::HostGssEnc,
-        "hostnogssenc" => ConnType::HostNoGssEnc,
-        kw @ ("include" | "include_if_exists" | "include_dir") if major.hba_includes() => {
-            let path = fields
-                .get(1)
-                .and_then(|f| f.first())
-                .ok_or_else(|| format!("`{kw}` needs a file name"))?;
-            return Ok(Some(Parsed::Include(HbaInclude {
-                keyword: kw.to_string(),
-                path: path.text.clone(),
-                line: lineno,
-            })));
-        }
-        kw @ ("include" | "include_if_exists" | "include_dir") => {
-            return Err(format!(
-                "invalid connection type `{kw}`: PostgreSQL {major} has no `{kw}` in pg_hba.conf (it came in 16); the server refuses to start"
-            ))
-        }
-        other => {
-            return Err(format!(
-                "invalid connection type `{}`",
-                crate::names::shown(other)
-            ))
-        }
-    };
+    let kind = &fields[0][0];
     let need = if conn == ConnType::Local { 4 } else { 5 };
     if fields.len() < need - 1 {
         return Err(format!(
@@ -386,89 +360,157 @@ fn parse_line(
             ));
         }
     }
-    let mut next = 3;
-    let address = if conn == ConnType::Local {
-        None
+    let (address, next) = if conn == ConnType::Local {
+        (None, 3)
     } else {
-        let tok = single(
-            fields
-                .get(3)
-                .ok_or("end-of-line before IP address specification")?,
-            "the address",
-        )?;
-        next = 4;
-        let text = tok.text.as_str();
-        let addr = if tok.is_keyword("all") {
-            Address::All
-        } else if tok.is_keyword("samehost") {
-            Address::SameHost
-        } else if tok.is_keyword("samenet") {
-            Address::SameNet
-        } else {
-            let (host, cidr) = match text.split_once('/') {
-                Some((h, c)) => (h, Some(c)),
-                None => (text, None),
-            };
-            match (numeric_host(host), cidr) {
-                (Some(ip), Some(len)) => {
-                    let prefix: u8 = len.parse().map_err(|_| {
-                        format!(
-                            "invalid CIDR mask in address `{}`",
-                            crate::names::shown(text)
-                        )
-                    })?;
-                    note_octal(host, ip, lineno, warnings);
-                    Address::Cidr(Cidr::new(ip, prefix).map_err(|e| {
-                        format!(
-                            "invalid CIDR mask in address `{}`: {e}",
-                            crate::names::shown(text)
-                        )
-                    })?)
-                }
-                (Some(ip), None) => {
-                    let mask_tok = fields
-                        .get(4)
-                        .map(|f| single(f, "the netmask"))
-                        .transpose()?
-                        .ok_or_else(|| {
-                            format!("end-of-line before netmask specification: address `{ip}` needs a CIDR length or a netmask")
-                        })?;
-                    let mask = numeric_host(&mask_tok.text).ok_or_else(|| {
-                        format!("invalid IP mask `{}`", crate::names::shown(&mask_tok.text))
-                    })?;
-                    next = 5;
-                    note_octal(host, ip, lineno, warnings);
-                    Address::Cidr(Cidr::from_mask(ip, mask)?)
-                }
-                (None, Some(_)) => {
-                    return Err(format!(
-                        "specifying both host name and CIDR mask is invalid: `{}`",
-                        crate::names::shown(text)
-                    ))
-                }
-                (None, None) => {
-                    if text.contains(':') {
-                        return Err(format!(
-                            "invalid IP address `{}`",
-                            crate::names::shown(text)
-                        ));
-                    }
-                    warnings.push((
-                        lineno,
-                        format!(
-                            "`{}` is a host name: the server looks up every client's address in reverse DNS and then forward again; \
-                             in Docker a container's address resolves to `<container>.<network>`, so the line rarely matches. Use the network's CIDR",
-                            crate::names::shown(text)
-                        ),
-                    ));
-                    Address::Hostname(text.to_string())
-                }
-            }
-        };
-        Some(addr)
+        let (a, next) = parse_address(&fields, lineno, warnings)?;
+        (Some(a), next)
     };
-    let method_tok = fields
-        .get(next)
+    let method = parse_method(conn, fields.get(next))?;
+    let options: Vec<String> = fields[next + 1..]
+        .iter()
+        .flat_map(|f| f.iter().map(|t| t.text.clone()))
+        .collect();
+    check_options(conn, &method, &options)?;
+    Ok(Some(Parsed::Rule(Rule {
+        line: lineno,
+        conn,
+        databases,
+        users,
+        address,
+        method,
+        options,
+    })))
+}
+
+/// The line's first field: a connection type, or an include (16 on).
+fn parse_kind(
+    fields: &[Vec<Token>],
+    lineno: usize,
+    major: Major,
+) -> Result<Result<ConnType, Parsed>, String> {
+    let kind = single(&fields[0], "the connection type")?;
+    Ok(Ok(match kind.text.as_str() {
+        "local" => ConnType::Local,
+        "host" => ConnType::Host,
+        "hostssl" => ConnType::HostSsl,
+        "hostnossl" => ConnType::HostNoSsl,
+        "hostgssenc" => ConnType::HostGssEnc,
+        "hostnogssenc" => ConnType::HostNoGssEnc,
+        kw @ ("include" | "include_if_exists" | "include_dir") if major.hba_includes() => {
+            let path = fields
+                .get(1)
+                .and_then(|f| f.first())
+                .ok_or_else(|| format!("`{kw}` needs a file name"))?;
+            return Ok(Err(Parsed::Include(HbaInclude {
+                keyword: kw.to_string(),
+                path: path.text.clone(),
+                line: lineno,
+            })));
+        }
+        kw @ ("include" | "include_if_exists" | "include_dir") => {
+            return Err(format!(
+                "invalid connection type `{kw}`: PostgreSQL {major} has no `{kw}` in pg_hba.conf (it came in 16); the server refuses to start"
+            ))
+        }
+        other => {
+            return Err(format!(
+                "invalid connection type `{}`",
+                crate::names::shown(other)
+            ))
+        }
+    }))
+}
+
+/// The address field (and the netmask field after a bare address):
+/// returns it and the index of the method's field.
+fn parse_address(
+    fields: &[Vec<Token>],
+    lineno: usize,
+    warnings: &mut Vec<(usize, String)>,
+) -> Result<(Address, usize), String> {
+    let tok = single(
+        fields
+            .get(3)
+            .ok_or("end-of-line before IP address specification")?,
+        "the address",
+    )?;
+    let mut next = 4;
+    let text = tok.text.as_str();
+    let addr = if tok.is_keyword("all") {
+        Address::All
+    } else if tok.is_keyword("samehost") {
+        Address::SameHost
+    } else if tok.is_keyword("samenet") {
+        Address::SameNet
+    } else {
+        let (host, cidr) = match text.split_once('/') {
+            Some((h, c)) => (h, Some(c)),
+            None => (text, None),
+        };
+        match (numeric_host(host), cidr) {
+            (Some(ip), Some(len)) => {
+                let prefix: u8 = len.parse().map_err(|_| {
+                    format!(
+                        "invalid CIDR mask in address `{}`",
+                        crate::names::shown(text)
+                    )
+                })?;
+                note_octal(host, ip, lineno, warnings);
+                Address::Cidr(Cidr::new(ip, prefix).map_err(|e| {
+                    format!(
+                        "invalid CIDR mask in address `{}`: {e}",
+                        crate::names::shown(text)
+                    )
+                })?)
+            }
+            (Some(ip), None) => {
+                let mask_tok = fields
+                    .get(4)
+                    .map(|f| single(f, "the netmask"))
+                    .transpose()?
+                    .ok_or_else(|| {
+                        format!("end-of-line before netmask specification: address `{ip}` needs a CIDR length or a netmask")
+                    })?;
+                let mask = numeric_host(&mask_tok.text).ok_or_else(|| {
+                    format!("invalid IP mask `{}`", crate::names::shown(&mask_tok.text))
+                })?;
+                next = 5;
+                note_octal(host, ip, lineno, warnings);
+                Address::Cidr(Cidr::from_mask(ip, mask)?)
+            }
+            (None, Some(_)) => {
+                return Err(format!(
+                    "specifying both host name and CIDR mask is invalid: `{}`",
+                    crate::names::shown(text)
+                ))
+            }
+            (None, None) => {
+                if text.contains(':') {
+                    return Err(format!(
+                        "invalid IP address `{}`",
+                        crate::names::shown(text)
+                    ));
+                }
+                warnings.push((
+                    lineno,
+                    format!(
+                        "`{}` is a host name: the server looks up every client's address in reverse DNS and then forward again; \
+                         in Docker a container's address resolves to `<container>.<network>`, so the line rarely matches. Use the network's CIDR",
+                        crate::names::shown(text)
+                    ),
+                ));
+                Address::Hostname(text.to_string())
+            }
+        }
+    };
+    Ok((addr, next))
+}
+
+/// The method field, checked against the connection type as hba.c does
+/// (`ident` on a local socket is `peer`).
+fn parse_method(conn: ConnType, field: Option<&Vec<Token>>) -> Result<String, String> {
+    let method_tok = field
         .map(|f| single(f, "the method"))
         .transpose()?
         .ok_or("end-of-line before authentication method")?;
@@ -501,11 +543,13 @@ fn parse_line(
     if conn == ConnType::HostGssEnc && !matches!(method.as_str(), "gss" | "trust" | "reject") {
         return Err("GSSAPI encryption only supports gss, trust, or reject authentication".into());
     }
-    let options: Vec<String> = fields[next + 1..]
-        .iter()
-        .flat_map(|f| f.iter().map(|t| t.text.clone()))
-        .collect();
-    for o in &options {
+    Ok(method)
+}
+
+/// Each option is `name=value`; `clientcert` only on hostssl, with the
+/// values and method hba.c allows.
+fn check_options(conn: ConnType, method: &str, options: &[String]) -> Result<(), String> {
+    for o in options {
         let Some((key, value)) = o.split_once('=') else {
             return Err(format!(
                 "authentication option not in name=value format: `{}`",
@@ -530,15 +574,7 @@ fn parse_line(
             }
         }
     }
-    Ok(Some(Parsed::Rule(Rule {
-        line: lineno,
-        conn,
-        databases,
-        users,
-        address,
-        method,
-        options,
-    })))
+    Ok(())
 }
 
 /// Warns when PostgreSQL reads an address differently from how it looks.

@@ -467,21 +467,7 @@ fn files_view(
 
 fn check_topology(loaded: &Loaded, r: &mut Report) {
     let t = &loaded.topology;
-    let file = &loaded.path;
-    if t.replication
-        .user
-        .get_ref()
-        .eq_ignore_ascii_case(t.database.owner.get_ref())
-    {
-        r.error(
-            "repl-user-is-owner",
-            loc_of(loaded, None, t.replication.user.span().start),
-            format!(
-                "the replication user `{}` is also the database owner (the superuser): setup would give the superuser the replication password, and standbys would connect as the superuser; name a separate role",
-                t.replication.user.get_ref()
-            ),
-        );
-    }
+    check_repl_user(loaded, r);
     check_subnet(loaded, r);
     let mut seen: HashMap<&str, usize> = HashMap::new();
     let mut ports: HashMap<u16, &str> = HashMap::new();
@@ -497,75 +483,138 @@ fn check_topology(loaded: &Loaded, r: &mut Report) {
                 format!("node `{name}` is defined twice (first on line {prev})"),
             );
         }
-        let port = *node.port.get_ref();
-        let port_at = loc_of(loaded, Some(name), node.port.span().start);
-        if port == 0 {
+        check_port(loaded, node, &mut ports, r);
+        check_storage(node, &at, &mut storages, &mut binds, r);
+        check_owned_settings(loaded, node, r);
+    }
+    check_nested_binds(&binds, r);
+    check_primary_count(loaded, r);
+    check_sync_mode(loaded, r);
+    if t.replication.auth() == crate::model::AuthMethod::Md5 {
+        r.warning(
+            "auth-md5",
+            Location::file(&loaded.path),
+            "md5 password authentication is deprecated; use scram-sha-256",
+        );
+    }
+}
+
+/// The replication user must not be the owner (the superuser).
+fn check_repl_user(loaded: &Loaded, r: &mut Report) {
+    let t = &loaded.topology;
+    if t.replication
+        .user
+        .get_ref()
+        .eq_ignore_ascii_case(t.database.owner.get_ref())
+    {
+        r.error(
+            "repl-user-is-owner",
+            loc_of(loaded, None, t.replication.user.span().start),
+            format!(
+                "the replication user `{}` is also the database owner (the superuser): setup would give the superuser the replication password, and standbys would connect as the superuser; name a separate role",
+                t.replication.user.get_ref()
+            ),
+        );
+    }
+}
+
+/// A node's published port: not 0, warned below 1024, not another's.
+fn check_port<'a>(
+    loaded: &Loaded,
+    node: &'a crate::Node,
+    ports: &mut HashMap<u16, &'a str>,
+    r: &mut Report,
+) {
+    let name = node.name();
+    let port = *node.port.get_ref();
+    let port_at = loc_of(loaded, Some(name), node.port.span().start);
+    if port == 0 {
+        r.error(
+            "port-zero",
+            port_at.clone(),
+            "port 0 cannot be published; give the node a port from 1024 to 65535",
+        );
+    } else if port < 1024 {
+        r.warning(
+            "port-privileged",
+            port_at.clone(),
+            format!("port {port} is below 1024: publishing it needs privileges on many hosts"),
+        );
+    }
+    if port == 0 {
+        // Reported above; 0 is never a clash.
+    } else if let Some(other) = ports.insert(port, name) {
+        r.error(
+            "duplicate-port",
+            port_at,
+            format!("port {port} is already published by node `{other}`"),
+        );
+    }
+}
+
+/// A node's data and backup storage: not another's; bind folders kept for
+/// the nesting check.
+fn check_storage<'a>(
+    node: &'a crate::Node,
+    at: &Location,
+    storages: &mut HashMap<&'a Storage, String>,
+    binds: &mut Vec<(&'a str, String, Location)>,
+    r: &mut Report,
+) {
+    let name = node.name();
+    for (what, st) in [("data", &node.data), ("backup", &node.backup)] {
+        let here = format!("{what} of node `{name}`");
+        if let Some(prev) = storages.insert(st, here.clone()) {
             r.error(
-                "port-zero",
-                port_at.clone(),
-                "port 0 cannot be published; give the node a port from 1024 to 65535",
-            );
-        } else if port < 1024 {
-            r.warning(
-                "port-privileged",
-                port_at.clone(),
-                format!("port {port} is below 1024: publishing it needs privileges on many hosts"),
+                "storage-shared",
+                at.clone(),
+                format!("{} is used both as {prev} and as {here}: one node's files would overwrite another's", st.label()),
             );
         }
-        if port == 0 {
-            // Reported above; 0 is never a clash.
-        } else if let Some(other) = ports.insert(port, name) {
-            r.error(
-                "duplicate-port",
-                port_at,
-                format!("port {port} is already published by node `{other}`"),
-            );
+        if let Storage::Bind(p) = st {
+            binds.push((p.as_str(), here, at.clone()));
         }
-        for (what, st) in [("data", &node.data), ("backup", &node.backup)] {
-            let here = format!("{what} of node `{name}`");
-            if let Some(prev) = storages.insert(st, here.clone()) {
-                r.error(
-                    "storage-shared",
-                    at.clone(),
-                    format!("{} is used both as {prev} and as {here}: one node's files would overwrite another's", st.label()),
-                );
-            }
-            if let Storage::Bind(p) = st {
-                binds.push((p.as_str(), here, at.clone()));
-            }
-        }
-        for (key, v) in t
-            .settings
-            .iter()
-            .map(|s| (s, None))
-            .chain(node.settings.iter().map(|s| (s, Some(name))))
-        {
-            let (k, val) = key;
-            let k = k.as_str();
-            if let Some(e) = policy::entry(k) {
-                let refused = match e.hold {
-                    Hold::Owned(None) => true,
-                    Hold::Owned(Some(v)) => !same_value(&val.get_ref().as_raw(), v),
-                    Hold::Constrained(_) => false,
+    }
+}
+
+/// Settings the tool owns, in `[settings]` and the node's own: refused.
+fn check_owned_settings(loaded: &Loaded, node: &crate::Node, r: &mut Report) {
+    let t = &loaded.topology;
+    let name = node.name();
+    for (key, v) in t
+        .settings
+        .iter()
+        .map(|s| (s, None))
+        .chain(node.settings.iter().map(|s| (s, Some(name))))
+    {
+        let (k, val) = key;
+        let k = k.as_str();
+        if let Some(e) = policy::entry(k) {
+            let refused = match e.hold {
+                Hold::Owned(None) => true,
+                Hold::Owned(Some(v)) => !same_value(&val.get_ref().as_raw(), v),
+                Hold::Constrained(_) => false,
+            };
+            if refused {
+                let allowed = match e.hold {
+                    Hold::Owned(Some(v)) => {
+                        format!(" (only `{v}`, the tool's own value, may be written)")
+                    }
+                    _ => String::new(),
                 };
-                if refused {
-                    let allowed = match e.hold {
-                        Hold::Owned(Some(v)) => {
-                            format!(" (only `{v}`, the tool's own value, may be written)")
-                        }
-                        _ => String::new(),
-                    };
-                    r.error(
-                        "managed-setting",
-                        loc_of(loaded, v, val.span().start),
-                        format!("`{k}` is managed by the tool{allowed}: {}", e.why),
-                    );
-                }
+                r.error(
+                    "managed-setting",
+                    loc_of(loaded, v, val.span().start),
+                    format!("`{k}` is managed by the tool{allowed}: {}", e.why),
+                );
             }
         }
     }
-    // One folder inside another: deleting or replacing one (basebackup, a
-    // data move) would take the other with it.
+}
+
+/// One folder inside another: deleting or replacing one (basebackup, a
+/// data move) would take the other with it.
+fn check_nested_binds(binds: &[(&str, String, Location)], r: &mut Report) {
     for (i, (a, what_a, at)) in binds.iter().enumerate() {
         for (b, what_b, _) in binds.iter().skip(i + 1) {
             let (outer, inner) = if b.starts_with(&format!("{a}/")) {
@@ -582,6 +631,12 @@ fn check_topology(loaded: &Loaded, r: &mut Report) {
             );
         }
     }
+}
+
+/// Exactly one primary.
+fn check_primary_count(loaded: &Loaded, r: &mut Report) {
+    let t = &loaded.topology;
+    let file = &loaded.path;
     let primaries: Vec<&str> = t
         .nodes
         .iter()
@@ -610,6 +665,11 @@ fn check_topology(loaded: &Loaded, r: &mut Report) {
             ),
         );
     }
+}
+
+/// The mode and `synchronous_standby_names` agree.
+fn check_sync_mode(loaded: &Loaded, r: &mut Report) {
+    let t = &loaded.topology;
     match (t.replication.mode, &t.replication.synchronous_standby_names) {
         (Mode::Sync, None) => r.error(
             "sync-names-empty",
@@ -627,13 +687,6 @@ fn check_topology(loaded: &Loaded, r: &mut Report) {
             "mode = \"async\" but synchronous_standby_names is set: commits would wait for standbys",
         ),
         _ => {}
-    }
-    if t.replication.auth() == crate::model::AuthMethod::Md5 {
-        r.warning(
-            "auth-md5",
-            Location::file(file),
-            "md5 password authentication is deprecated; use scram-sha-256",
-        );
     }
 }
 
@@ -989,7 +1042,6 @@ fn check_sync_names(view: &ClusterView, r: &mut Report) {
 /// Settings the tool owns, as they appear in hand-written files (a
 /// topology cannot set them at all: `managed-setting`).
 fn check_owned_in_files(view: &ClusterView, r: &mut Report) {
-    let why = |name: &str| policy::entry(name).map(|e| e.why).unwrap_or_default();
     for n in &view.nodes {
         for (name, (raw, loc)) in &n.settings {
             let name = name.as_str();
@@ -1049,142 +1101,55 @@ fn check_owned_in_files(view: &ClusterView, r: &mut Report) {
     }
 }
 
-/// The constrained settings' rules (see [`crate::policy`]).
+/// What the constrained rules read besides the node they judge.
+struct Rules<'a> {
+    primary: Option<&'a NodeView>,
+    sync_names: Option<syncrep::SyncStandbyNames>,
+    opts: &'a Options<'a>,
+}
+
+impl Rules<'_> {
+    /// A quantity setting of `n` in its base unit (bytes, microseconds).
+    fn kb(&self, n: &NodeView, name: &str) -> Option<i128> {
+        let (raw, _) = n.raw(name);
+        let s = self.opts.catalogue.lookup(name)?;
+        guc::parse_quantity(&raw, s.kind()).ok()
+    }
+}
+
+/// Why the policy holds `name`.
+fn why(name: &str) -> &'static str {
+    policy::entry(name).map(|e| e.why).unwrap_or_default()
+}
+
+/// The constrained settings' rules (see [`crate::policy`]), each node
+/// against each rule, then the cluster's shared memory.
 fn check_constrained(view: &ClusterView, opts: &Options, r: &mut Report) {
     let primary = view.nodes.iter().find(|n| n.role == Role::Primary);
-    let sync_names = primary.and_then(|p| {
-        syncrep::parse(&p.raw("synchronous_standby_names").0)
-            .ok()
-            .flatten()
-    });
-    let why = |name: &str| policy::entry(name).map(|e| e.why).unwrap_or_default();
-    let kb = |n: &NodeView, name: &str| -> Option<i128> {
-        let (raw, _) = n.raw(name);
-        let s = opts.catalogue.lookup(name)?;
-        guc::parse_quantity(&raw, s.kind()).ok()
+    let cx = Rules {
+        primary,
+        sync_names: primary.and_then(|p| {
+            syncrep::parse(&p.raw("synchronous_standby_names").0)
+                .ok()
+                .flatten()
+        }),
+        opts,
     };
+    const NODE_RULES: [fn(&Rules, &NodeView, &mut Report); 7] = [
+        sync_commit_rule,
+        stall_rule,
+        connections_rule,
+        archive_rule,
+        ssl_rule,
+        slot_keep_rule,
+        apply_delay_rule,
+    ];
     let mut shared_total: i128 = 0;
     for n in &view.nodes {
-        // Synchronous commit as strong as the mode promises.
-        if sync_names.is_some() {
-            let (raw, loc) = n.raw("synchronous_commit");
-            let v = raw.trim().to_ascii_lowercase();
-            let strong = v == "remote_apply" || guc::parse_bool(&v) == Some(true);
-            if !strong {
-                r.error(
-                    "sync-commit-weak",
-                    loc,
-                    format!(
-                        "synchronous_commit = {raw} with synchronous standbys named: {}",
-                        why("synchronous_commit")
-                    ),
-                );
-            }
+        for rule in NODE_RULES {
+            rule(&cx, n, r);
         }
-        // A cut-off synchronous standby holds commits for wal_sender_timeout.
-        if sync_names.is_some() && n.is_set("wal_sender_timeout") {
-            // Microseconds.
-            if let Some(us) = kb(n, "wal_sender_timeout") {
-                let (raw, loc) = n.raw("wal_sender_timeout");
-                let message = format!(
-                    "wal_sender_timeout = {raw}{}: {}",
-                    if us == 0 { " disables the timeout" } else { "" },
-                    why("wal_sender_timeout")
-                );
-                // No bound at all is refused; a long one is the user's call.
-                if us == 0 {
-                    r.error("sync-stall-unbounded", loc, message);
-                } else if us > 60_000_000 {
-                    r.warning("sync-stall-unbounded", loc, message);
-                }
-            }
-        }
-        // Connections: the reserved ones must leave room.
-        if let (Some((max, loc)), Some((su, _))) = (
-            n.quantity("max_connections"),
-            n.quantity("superuser_reserved_connections"),
-        ) {
-            let reserved = if opts.major.has_reserved_connections() {
-                n.quantity("reserved_connections").map(|q| q.0).unwrap_or(0)
-            } else {
-                0
-            };
-            if su + reserved >= max {
-                r.error(
-                    "connections-reserved",
-                    loc,
-                    format!(
-                        "max_connections = {max} is not above the {} reserved connection(s) (superuser_reserved_connections{}): the server refuses to start",
-                        su + reserved,
-                        if opts.major.has_reserved_connections() { " + reserved_connections" } else { "" }
-                    ),
-                );
-            }
-        }
-        // Archiving with nowhere to archive to.
-        let (mode, mode_loc) = n.raw("archive_mode");
-        let archiving = matches!(mode.trim().to_ascii_lowercase().as_str(), "always")
-            || guc::parse_bool(&mode) == Some(true);
-        if archiving
-            && n.raw("archive_command").0.trim().is_empty()
-            && n.raw("archive_library").0.trim().is_empty()
-        {
-            r.error(
-                "archive-no-command",
-                mode_loc,
-                format!(
-                    "archive_mode = {mode} with no archive_command nor archive_library: {}",
-                    why("archive_mode")
-                ),
-            );
-        }
-        // SSL without a certificate.
-        let (ssl, ssl_loc) = n.raw("ssl");
-        if guc::parse_bool(&ssl) == Some(true)
-            && !(n.is_set("ssl_cert_file") && n.is_set("ssl_key_file"))
-        {
-            r.error(
-                "ssl-no-certificate",
-                ssl_loc,
-                format!("ssl = on without ssl_cert_file and ssl_key_file: {}. Mount a certificate and name it, or keep ssl = off", why("ssl")),
-            );
-        }
-        // Slots invalidated by an ordinary checkpoint.
-        if let (Some(keep), Some(max_wal)) =
-            (kb(n, "max_slot_wal_keep_size"), kb(n, "max_wal_size"))
-        {
-            if keep >= 0 && keep < max_wal {
-                let (raw, loc) = n.raw("max_slot_wal_keep_size");
-                r.error(
-                    "slot-wal-keep",
-                    loc,
-                    format!("max_slot_wal_keep_size = {raw} is below max_wal_size ({}): {}; use -1 or at least max_wal_size", n.raw("max_wal_size").0, why("max_slot_wal_keep_size")),
-                );
-            }
-        }
-        // An apply delay where commits wait for apply.
-        if n.role == Role::Standby {
-            let delay = kb(n, "recovery_min_apply_delay").unwrap_or(0);
-            let listed = match (&sync_names, &n.application_name) {
-                (Some(s), Some(app)) => s.matches(app),
-                _ => false,
-            };
-            let remote_apply = primary.is_some_and(|p| {
-                p.raw("synchronous_commit")
-                    .0
-                    .trim()
-                    .eq_ignore_ascii_case("remote_apply")
-            });
-            if delay > 0 && listed && remote_apply {
-                let (raw, loc) = n.raw("recovery_min_apply_delay");
-                r.error(
-                    "apply-delay-sync",
-                    loc,
-                    format!("recovery_min_apply_delay = {raw} on a synchronous standby under synchronous_commit = remote_apply: {}", why("recovery_min_apply_delay")),
-                );
-            }
-        }
-        if let Some(sb) = kb(n, "shared_buffers") {
+        if let Some(sb) = cx.kb(n, "shared_buffers") {
             // Bytes.
             shared_total += sb;
         }
@@ -1204,6 +1169,146 @@ fn check_constrained(view: &ClusterView, opts: &Options, r: &mut Report) {
                     guc::human_bytes(mem as i128),
                     why("shared_buffers")
                 ),
+            );
+        }
+    }
+}
+
+/// Synchronous commit as strong as the mode promises.
+fn sync_commit_rule(cx: &Rules, n: &NodeView, r: &mut Report) {
+    if cx.sync_names.is_some() {
+        let (raw, loc) = n.raw("synchronous_commit");
+        let v = raw.trim().to_ascii_lowercase();
+        let strong = v == "remote_apply" || guc::parse_bool(&v) == Some(true);
+        if !strong {
+            r.error(
+                "sync-commit-weak",
+                loc,
+                format!(
+                    "synchronous_commit = {raw} with synchronous standbys named: {}",
+                    why("synchronous_commit")
+                ),
+            );
+        }
+    }
+}
+
+/// A cut-off synchronous standby holds commits for wal_sender_timeout.
+fn stall_rule(cx: &Rules, n: &NodeView, r: &mut Report) {
+    if cx.sync_names.is_some() && n.is_set("wal_sender_timeout") {
+        // Microseconds.
+        if let Some(us) = cx.kb(n, "wal_sender_timeout") {
+            let (raw, loc) = n.raw("wal_sender_timeout");
+            let message = format!(
+                "wal_sender_timeout = {raw}{}: {}",
+                if us == 0 { " disables the timeout" } else { "" },
+                why("wal_sender_timeout")
+            );
+            // No bound at all is refused; a long one is the user's call.
+            if us == 0 {
+                r.error("sync-stall-unbounded", loc, message);
+            } else if us > 60_000_000 {
+                r.warning("sync-stall-unbounded", loc, message);
+            }
+        }
+    }
+}
+
+/// Connections: the reserved ones must leave room.
+fn connections_rule(cx: &Rules, n: &NodeView, r: &mut Report) {
+    if let (Some((max, loc)), Some((su, _))) = (
+        n.quantity("max_connections"),
+        n.quantity("superuser_reserved_connections"),
+    ) {
+        let reserved = if cx.opts.major.has_reserved_connections() {
+            n.quantity("reserved_connections").map(|q| q.0).unwrap_or(0)
+        } else {
+            0
+        };
+        if su + reserved >= max {
+            r.error(
+                "connections-reserved",
+                loc,
+                format!(
+                    "max_connections = {max} is not above the {} reserved connection(s) (superuser_reserved_connections{}): the server refuses to start",
+                    su + reserved,
+                    if cx.opts.major.has_reserved_connections() { " + reserved_connections" } else { "" }
+                ),
+            );
+        }
+    }
+}
+
+/// Archiving with nowhere to archive to.
+fn archive_rule(_: &Rules, n: &NodeView, r: &mut Report) {
+    let (mode, mode_loc) = n.raw("archive_mode");
+    let archiving = matches!(mode.trim().to_ascii_lowercase().as_str(), "always")
+        || guc::parse_bool(&mode) == Some(true);
+    if archiving
+        && n.raw("archive_command").0.trim().is_empty()
+        && n.raw("archive_library").0.trim().is_empty()
+    {
+        r.error(
+            "archive-no-command",
+            mode_loc,
+            format!(
+                "archive_mode = {mode} with no archive_command nor archive_library: {}",
+                why("archive_mode")
+            ),
+        );
+    }
+}
+
+/// SSL without a certificate.
+fn ssl_rule(_: &Rules, n: &NodeView, r: &mut Report) {
+    let (ssl, ssl_loc) = n.raw("ssl");
+    if guc::parse_bool(&ssl) == Some(true)
+        && !(n.is_set("ssl_cert_file") && n.is_set("ssl_key_file"))
+    {
+        r.error(
+            "ssl-no-certificate",
+            ssl_loc,
+            format!("ssl = on without ssl_cert_file and ssl_key_file: {}. Mount a certificate and name it, or keep ssl = off", why("ssl")),
+        );
+    }
+}
+
+/// Slots invalidated by an ordinary checkpoint.
+fn slot_keep_rule(cx: &Rules, n: &NodeView, r: &mut Report) {
+    if let (Some(keep), Some(max_wal)) =
+        (cx.kb(n, "max_slot_wal_keep_size"), cx.kb(n, "max_wal_size"))
+    {
+        if keep >= 0 && keep < max_wal {
+            let (raw, loc) = n.raw("max_slot_wal_keep_size");
+            r.error(
+                "slot-wal-keep",
+                loc,
+                format!("max_slot_wal_keep_size = {raw} is below max_wal_size ({}): {}; use -1 or at least max_wal_size", n.raw("max_wal_size").0, why("max_slot_wal_keep_size")),
+            );
+        }
+    }
+}
+
+/// An apply delay where commits wait for apply.
+fn apply_delay_rule(cx: &Rules, n: &NodeView, r: &mut Report) {
+    if n.role == Role::Standby {
+        let delay = cx.kb(n, "recovery_min_apply_delay").unwrap_or(0);
+        let listed = match (&cx.sync_names, &n.application_name) {
+            (Some(s), Some(app)) => s.matches(app),
+            _ => false,
+        };
+        let remote_apply = cx.primary.is_some_and(|p| {
+            p.raw("synchronous_commit")
+                .0
+                .trim()
+                .eq_ignore_ascii_case("remote_apply")
+        });
+        if delay > 0 && listed && remote_apply {
+            let (raw, loc) = n.raw("recovery_min_apply_delay");
+            r.error(
+                "apply-delay-sync",
+                loc,
+                format!("recovery_min_apply_delay = {raw} on a synchronous standby under synchronous_commit = remote_apply: {}", why("recovery_min_apply_delay")),
             );
         }
     }

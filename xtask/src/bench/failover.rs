@@ -87,52 +87,7 @@ pub fn bench(
     );
     tables.push(commands);
     if args.compare == Some(Engine::Patroni) {
-        // Patroni's image holds one major: the side by side runs on it.
-        let topology = per_major
-            .iter()
-            .find(|(m, _, _)| m.get() == crate::debian_image::PATRONI_MAJOR)
-            .map(|(_, three, _)| three.as_path())
-            .with_context(|| {
-                format!(
-                    "--compare patroni runs on PostgreSQL {} (the Patroni image's): include it in --postgres",
-                    crate::debian_image::PATRONI_MAJOR
-                )
-            })?;
-        down(topology, runner)?;
-        let c = crate::ops::patroni::engine(crate::cluster::Cluster::open(topology, runner)?)?;
-        crate::ops::patroni::setup(
-            &c,
-            runner,
-            TimingsArg::Default.timings(),
-            std::time::Duration::from_secs(300),
-        )?;
-        for (timings, name) in [
-            (
-                TimingsArg::Default,
-                "Patroni 3.0.2, defaults (ttl 30, loop_wait 10, retry_timeout 10)",
-            ),
-            (
-                TimingsArg::Tightest,
-                "Patroni 3.0.2, tightest (ttl 20, loop_wait 1, retry_timeout 3)",
-            ),
-        ] {
-            let report = drill_on(
-                topology,
-                Engine::Patroni,
-                timings,
-                args.rounds,
-                args,
-                runner,
-            )?;
-            row(
-                &mut table,
-                name,
-                &crate::debian_image::PATRONI_MAJOR.to_string(),
-                &report,
-                |r| r.crash_to_promoted_ms,
-            );
-        }
-        down(topology, runner)?;
+        patroni_rows(&mut table, per_major, args, runner)?;
     }
     table.note(
         "Targets for this tool: RTO median at most 1.0 s with two standbys and 1.2 s with three; rejoin at most 3 s. \
@@ -143,6 +98,63 @@ pub fn bench(
     );
     tables.insert(0, table);
     Ok(tables)
+}
+
+/// The same rounds under Patroni, on the major its image holds, with its
+/// default and its tightest timings: one row each.
+fn patroni_rows(
+    table: &mut Table,
+    per_major: &[(cluster_config::version::Major, PathBuf, PathBuf)],
+    args: &BenchArgs,
+    runner: &dyn Runner,
+) -> Result<()> {
+    // Patroni's image holds one major: the side by side runs on it.
+    let topology = per_major
+        .iter()
+        .find(|(m, _, _)| m.get() == crate::debian_image::PATRONI_MAJOR)
+        .map(|(_, three, _)| three.as_path())
+        .with_context(|| {
+            format!(
+                "--compare patroni runs on PostgreSQL {} (the Patroni image's): include it in --postgres",
+                crate::debian_image::PATRONI_MAJOR
+            )
+        })?;
+    down(topology, runner)?;
+    let c = crate::ops::patroni::engine(crate::cluster::Cluster::open(topology, runner)?)?;
+    crate::ops::patroni::setup(
+        &c,
+        runner,
+        TimingsArg::Default.timings(),
+        std::time::Duration::from_secs(300),
+    )?;
+    for (timings, name) in [
+        (
+            TimingsArg::Default,
+            "Patroni 3.0.2, defaults (ttl 30, loop_wait 10, retry_timeout 10)",
+        ),
+        (
+            TimingsArg::Tightest,
+            "Patroni 3.0.2, tightest (ttl 20, loop_wait 1, retry_timeout 3)",
+        ),
+    ] {
+        let report = drill_on(
+            topology,
+            Engine::Patroni,
+            timings,
+            args.rounds,
+            args,
+            runner,
+        )?;
+        row(
+            table,
+            name,
+            &crate::debian_image::PATRONI_MAJOR.to_string(),
+            &report,
+            |r| r.crash_to_promoted_ms,
+        );
+    }
+    down(topology, runner)?;
+    Ok(())
 }
 
 /// `args.rounds` incidents as a user runs them on `topology`: one row.

@@ -18,7 +18,6 @@ pub fn bench(topology: &Path, runner: &dyn Runner) -> Result<Table> {
     let setup = fresh(topology, runner)?;
     let c = Cluster::open(topology, runner)?;
     let t = c.topology();
-    let image = c.image()?.image.clone();
     let primary = t
         .initial_primary()
         .context("no primary")?
@@ -30,11 +29,19 @@ pub fn bench(topology: &Path, runner: &dyn Runner) -> Result<Table> {
         .map(|n| n.name().to_string())
         .filter(|n| *n != primary)
         .collect();
-    let secrets = c.secrets()?;
-    let timeout = Duration::from_secs(180);
-    let label = format!("{LABEL_CLUSTER}={}", c.name());
+    let init = plain_primary(&c)?;
+    let clones = raw_clones(&c, &primary, &standbys)?;
+    let starts = standby_starts(&c, &primary, &standbys)?;
+    Ok(table(&c, setup, init, &clones, &starts))
+}
 
-    // 1. initdb and start of a primary, in a plain container.
+const TIMEOUT: Duration = Duration::from_secs(180);
+
+/// initdb and start of a primary, in a plain container.
+fn plain_primary(c: &Cluster) -> Result<Duration> {
+    let (runner, t) = (c.runner(), c.topology());
+    let image = c.image()?.image.clone();
+    let label = format!("{LABEL_CLUSTER}={}", c.name());
     let pw = Secret::new(crate::secrets::generate_password()?);
     let started = Instant::now();
     let out = runner.run(
@@ -57,7 +64,7 @@ pub fn bench(topology: &Path, runner: &dyn Runner) -> Result<Table> {
             .secret_env("POSTGRES_PASSWORD", &pw),
     )?;
     let id = out.stdout.trim().to_string();
-    let ready = c.poll("the plain primary to accept connections", timeout, || {
+    let ready = c.poll("the plain primary to accept connections", TIMEOUT, || {
         let r = runner.run_unchecked(
             &c.docker()
                 .cmd()
@@ -69,17 +76,24 @@ pub fn bench(topology: &Path, runner: &dyn Runner) -> Result<Table> {
     let init = started.elapsed();
     runner.run(&c.docker().cmd().args(["rm", "-f", "-v", &id]))?;
     ready?;
+    Ok(init)
+}
 
-    // 2. pg_basebackup of the primary, one standby's worth at a time.
+/// pg_basebackup of the primary, one standby's worth at a time.
+fn raw_clones(c: &Cluster, primary: &str, standbys: &[String]) -> Result<Vec<(String, Duration)>> {
+    let (runner, t) = (c.runner(), c.topology());
+    let image = c.image()?.image.clone();
+    let label = format!("{LABEL_CLUSTER}={}", c.name());
+    let secrets = c.secrets()?;
     let mut clones = Vec::new();
-    for s in &standbys {
+    for s in standbys {
         let started = Instant::now();
         runner
             .run(
                 &c.docker()
                     .cmd()
                     .args(["run", "--rm", "--label", &label, "--network"])
-                    .arg(network(&c))
+                    .arg(network(c))
                     .args([
                         "-e",
                         "PGPASSWORD",
@@ -89,7 +103,7 @@ pub fn bench(topology: &Path, runner: &dyn Runner) -> Result<Table> {
                         "pg_basebackup",
                     ])
                     .arg(&image)
-                    .args(["-h", &primary, "-p", "5432", "-U"])
+                    .args(["-h", primary, "-p", "5432", "-U"])
                     .arg(t.replication.user.get_ref().as_str())
                     .args([
                         "-D",
@@ -105,23 +119,42 @@ pub fn bench(topology: &Path, runner: &dyn Runner) -> Result<Table> {
             .with_context(|| format!("the raw pg_basebackup for {s}"))?;
         clones.push((s.clone(), started.elapsed()));
     }
+    Ok(clones)
+}
 
-    // 3. Each standby's start until it streams.
+/// Each standby's start until it streams.
+fn standby_starts(
+    c: &Cluster,
+    primary: &str,
+    standbys: &[String],
+) -> Result<Vec<(String, Duration)>> {
+    let runner = c.runner();
     let mut starts = Vec::new();
-    for s in &standbys {
-        let id = id_of(&c, s)?;
+    for s in standbys {
+        let id = id_of(c, s)?;
         runner.run(&c.docker().cmd().args(["stop", "-t", "60", &id]))?;
-        c.poll(&format!("{s} to leave {primary}"), timeout, || {
-            Ok((!is_streaming(&c, &primary, s)?).then_some(()))
+        c.poll(&format!("{s} to leave {primary}"), TIMEOUT, || {
+            Ok((!is_streaming(c, primary, s)?).then_some(()))
         })?;
         let started = Instant::now();
         runner.run(&c.docker().cmd().args(["start", &id]))?;
-        c.poll(&format!("{s} to stream again"), timeout, || {
-            Ok(is_streaming(&c, &primary, s)?.then_some(()))
+        c.poll(&format!("{s} to stream again"), TIMEOUT, || {
+            Ok(is_streaming(c, primary, s)?.then_some(()))
         })?;
         starts.push((s.clone(), started.elapsed()));
     }
+    Ok(starts)
+}
 
+/// The table: setup-sync beside the sum of its parts.
+fn table(
+    c: &Cluster,
+    setup: Duration,
+    init: Duration,
+    clones: &[(String, Duration)],
+    starts: &[(String, Duration)],
+) -> Table {
+    let t = c.topology();
     let parts: Duration = init
         + clones.iter().map(|(_, d)| *d).sum::<Duration>()
         + starts.iter().map(|(_, d)| *d).sum::<Duration>();
@@ -143,14 +176,14 @@ pub fn bench(topology: &Path, runner: &dyn Runner) -> Result<Table> {
         secs(init),
         "".into(),
     ]);
-    for (s, d) in &clones {
+    for (s, d) in clones {
         table.row(vec![
             format!("part: pg_basebackup for {s} (plain docker run)"),
             secs(*d),
             "".into(),
         ]);
     }
-    for (s, d) in &starts {
+    for (s, d) in starts {
         table.row(vec![
             format!("part: {s} start until streaming"),
             secs(*d),
@@ -167,5 +200,5 @@ pub fn bench(topology: &Path, runner: &dyn Runner) -> Result<Table> {
          creates the network, gives the mounts to the server's user, creates the replication role and \
          verifies a synchronous commit on every standby; the parts overlap where standbys are cloned side by side.",
     );
-    Ok(table)
+    table
 }

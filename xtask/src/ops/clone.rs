@@ -202,6 +202,10 @@ pub fn host_dir(c: &Cluster, node: &str, mount: Mount) -> Result<PathBuf> {
     }
 }
 
+/// Re-clones `node` from `primary`: a verified backup into its backup
+/// folder (or the one a killed run left, when its label says it is this
+/// node's), the node stopped, its data folder replaced by the backup (old
+/// data set aside, never deleted first), started, caught up.
 pub fn reclone(
     c: &Cluster,
     node: &str,
@@ -229,91 +233,11 @@ pub fn reclone(
             check_label(l, node, sysid)?;
             say!("{node}: a verified backup is already in its backup folder; resuming");
         }
-        None => {
-            if base.exists() {
-                say!(
-                    "{node}: removing an incomplete backup from {}",
-                    project::display(&base)
-                );
-                r.file(&FileOp::RemoveAll { path: base.clone() })?;
-            }
-            crate::ops::container::own_mounts(c, node)?;
-            let target = format!("{BACKUP_DIR}/{BASE}");
-            say!("{node}: pg_basebackup from {primary} into its backup folder");
-            let password = c.secrets()?.replication;
-            let settings = render::standby_settings(
-                c.topology(),
-                c.node(node)?,
-                primary,
-                Some(password.expose()),
-            );
-            // One container: the copy (progress shown), its verification
-            // against the backup manifest, the standby settings (stdin).
-            r.run(
-                &super::container::one_off_as(c, node, "sh", None, &["PGPASSWORD"])?
-                    .args([
-                        "-c",
-                        BACKUP_SCRIPT,
-                        "pgrepl-backup",
-                        &target,
-                        "-h",
-                        primary,
-                        "-p",
-                        "5432",
-                        "-U",
-                    ])
-                    .arg(c.topology().replication.user.get_ref().as_str())
-                    .args(["-X", "stream", "-c", "fast", "--no-password", "-P"])
-                    .secret_env("PGPASSWORD", &password)
-                    .stdin(settings)
-                    .streaming(),
-            )
-            .context("pg_basebackup or pg_verifybackup failed; the data folder is untouched")?;
-            let l = Label {
-                node: node.to_string(),
-                system_identifier: sysid.to_string(),
-            };
-            r.file(&FileOp::Write {
-                path: label_path.clone(),
-                contents: l.render().into_bytes(),
-                access: crate::fsx::Access::Private,
-            })?;
-            say!(
-                "{node}: backup verified ({:.1}s)",
-                started.elapsed().as_secs_f64()
-            );
-        }
+        None => take_backup(c, node, primary, sysid, &base, &label_path, started)?,
     }
     let id = super::container::id_of(c, node)?;
     r.run(&c.docker().cmd().args(["stop", "-t", "60", &id]))?;
-    if r.dry_run() {
-        say!(
-            "[dry-run] replace {} with {}",
-            project::display(&data),
-            project::display(&base)
-        );
-    } else if label.is_some() && !base.exists() && !datamove::staging_paths(&data).0.exists() {
-        // A run killed after the verified backup was renamed into place
-        // and before its label went: the move is done.
-        say!("{node}: the verified backup was already moved into its data folder");
-        r.file(&FileOp::RemoveFile {
-            path: label_path.clone(),
-        })?;
-    } else {
-        let stats = move_with_progress(&base, &data)?;
-        say!(
-            "{node}: data folder replaced: {} files, {:.1} MiB in {:.1}s ({:.0} MiB/s)",
-            stats.files,
-            stats.bytes as f64 / 1048576.0,
-            stats.seconds,
-            stats.bytes as f64 / 1048576.0 / stats.seconds.max(1e-6)
-        );
-        // The backup served its purpose; a stale one must never be reused.
-        r.file(&FileOp::RemoveFile {
-            path: label_path.clone(),
-        })?;
-        r.file(&FileOp::RemoveAll { path: base.clone() })?;
-    }
+    replace_data(c, node, &data, &base, &label_path, label.is_some())?;
     r.run(&c.docker().cmd().args(["start", &id]))?;
     if r.dry_run() {
         return Ok(());
@@ -339,6 +263,119 @@ pub fn reclone(
         "{node}: streaming from {primary} and caught up ({:.1}s in all)",
         started.elapsed().as_secs_f64()
     );
+    Ok(())
+}
+
+/// A verified backup of `primary` in the node's backup folder, labelled for
+/// it; an incomplete one a killed run left is removed first.
+fn take_backup(
+    c: &Cluster,
+    node: &str,
+    primary: &str,
+    sysid: &str,
+    base: &Path,
+    label_path: &Path,
+    started: Instant,
+) -> Result<()> {
+    let r = c.runner();
+    if base.exists() {
+        say!(
+            "{node}: removing an incomplete backup from {}",
+            project::display(base)
+        );
+        r.file(&FileOp::RemoveAll {
+            path: base.to_path_buf(),
+        })?;
+    }
+    crate::ops::container::own_mounts(c, node)?;
+    let target = format!("{BACKUP_DIR}/{BASE}");
+    say!("{node}: pg_basebackup from {primary} into its backup folder");
+    let password = c.secrets()?.replication;
+    let settings = render::standby_settings(
+        c.topology(),
+        c.node(node)?,
+        primary,
+        Some(password.expose()),
+    );
+    // One container: the copy (progress shown), its verification
+    // against the backup manifest, the standby settings (stdin).
+    r.run(
+        &super::container::one_off_as(c, node, "sh", None, &["PGPASSWORD"])?
+            .args([
+                "-c",
+                BACKUP_SCRIPT,
+                "pgrepl-backup",
+                &target,
+                "-h",
+                primary,
+                "-p",
+                "5432",
+                "-U",
+            ])
+            .arg(c.topology().replication.user.get_ref().as_str())
+            .args(["-X", "stream", "-c", "fast", "--no-password", "-P"])
+            .secret_env("PGPASSWORD", &password)
+            .stdin(settings)
+            .streaming(),
+    )
+    .context("pg_basebackup or pg_verifybackup failed; the data folder is untouched")?;
+    let l = Label {
+        node: node.to_string(),
+        system_identifier: sysid.to_string(),
+    };
+    r.file(&FileOp::Write {
+        path: label_path.to_path_buf(),
+        contents: l.render().into_bytes(),
+        access: crate::fsx::Access::Private,
+    })?;
+    say!(
+        "{node}: backup verified ({:.1}s)",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// The stopped node's data folder replaced by the verified backup: the
+/// data move's crash states make a killed run finish on the next one.
+fn replace_data(
+    c: &Cluster,
+    node: &str,
+    data: &Path,
+    base: &Path,
+    label_path: &Path,
+    resumed: bool,
+) -> Result<()> {
+    let r = c.runner();
+    if r.dry_run() {
+        say!(
+            "[dry-run] replace {} with {}",
+            project::display(data),
+            project::display(base)
+        );
+    } else if resumed && !base.exists() && !datamove::staging_paths(data).0.exists() {
+        // A run killed after the verified backup was renamed into place
+        // and before its label went: the move is done.
+        say!("{node}: the verified backup was already moved into its data folder");
+        r.file(&FileOp::RemoveFile {
+            path: label_path.to_path_buf(),
+        })?;
+    } else {
+        let stats = move_with_progress(base, data)?;
+        say!(
+            "{node}: data folder replaced: {} files, {:.1} MiB in {:.1}s ({:.0} MiB/s)",
+            stats.files,
+            stats.bytes as f64 / 1048576.0,
+            stats.seconds,
+            stats.bytes as f64 / 1048576.0 / stats.seconds.max(1e-6)
+        );
+        // The backup served its purpose; a stale one must never be reused.
+        r.file(&FileOp::RemoveFile {
+            path: label_path.to_path_buf(),
+        })?;
+        r.file(&FileOp::RemoveAll {
+            path: base.to_path_buf(),
+        })?;
+    }
     Ok(())
 }
 

@@ -231,43 +231,12 @@ pub fn incident(
         _ => {}
     }
     let rows = live::collect(c)?;
-    let primaries: Vec<&str> = rows
-        .iter()
-        .filter(|r| r.role == LiveRole::Primary)
-        .map(|r| r.node.as_str())
-        .collect();
     let down: BTreeSet<String> = rows
         .iter()
         .filter(|r| r.role == LiveRole::Down)
         .map(|r| r.node.clone())
         .collect();
-    let (old, states, enforced) = match primaries.as_slice() {
-        [p] if abandon.map(NodeName::as_str) != Some(*p) => bail!(
-            "{p} is reachable and accepts writes: there is nothing to fail over from, and nothing was changed. \
-             If it must be abandoned (clients cannot reach it, or it misbehaves), run `failover --abandon {p}`; \
-             for a planned move without loss, `switchover --to <standby>`"
-        ),
-        [p] => {
-            // Reachable but to be abandoned: what it enforces now is known.
-            let p = p.to_string();
-            let states = live::sync_states(&rows);
-            let enforced = live::enforced_sync_names(c, &p)?;
-            say!("{p} is reachable and writable: it will be fenced and abandoned");
-            (p, Some(states), enforced)
-        }
-        [] => {
-            let old = former_primary(c, &rows, &down)?;
-            say!(
-                "{old} is down; the standbys' states when it failed are unknown, so the worst case is assumed"
-            );
-            (old, None, live::configured_sync_names(c.topology()))
-        }
-        many => bail!(
-            "{} nodes accept writes ({}): stop all but one before anything else",
-            many.len(),
-            many.join(", ")
-        ),
-    };
+    let (old, states, enforced) = failed_primary(c, &rows, &down, abandon)?;
     if let Some(a) = abandon.filter(|a| a.as_str() != old) {
         bail!("--abandon {a}: the primary to fail over from is {old}; nothing was changed");
     }
@@ -292,6 +261,52 @@ pub fn incident(
     )?;
     Ok(Some((old, done)))
 }
+
+/// The primary to fail over from, and what it enforced and its standbys'
+/// states when known: a reachable writable one only when `abandon` names
+/// it; else the node the standbys followed, which is down.
+fn failed_primary(
+    c: &Cluster,
+    rows: &[live::NodeStatus],
+    down: &BTreeSet<String>,
+    abandon: Option<&NodeName>,
+) -> Result<(String, States, Option<SyncStandbyNames>)> {
+    let primaries: Vec<&str> = rows
+        .iter()
+        .filter(|r| r.role == LiveRole::Primary)
+        .map(|r| r.node.as_str())
+        .collect();
+    Ok(match primaries.as_slice() {
+        [p] if abandon.map(NodeName::as_str) != Some(*p) => bail!(
+            "{p} is reachable and accepts writes: there is nothing to fail over from, and nothing was changed. \
+             If it must be abandoned (clients cannot reach it, or it misbehaves), run `failover --abandon {p}`; \
+             for a planned move without loss, `switchover --to <standby>`"
+        ),
+        [p] => {
+            // Reachable but to be abandoned: what it enforces now is known.
+            let p = p.to_string();
+            let states = live::sync_states(rows);
+            let enforced = live::enforced_sync_names(c, &p)?;
+            say!("{p} is reachable and writable: it will be fenced and abandoned");
+            (p, Some(states), enforced)
+        }
+        [] => {
+            let old = former_primary(c, rows, down)?;
+            say!(
+                "{old} is down; the standbys' states when it failed are unknown, so the worst case is assumed"
+            );
+            (old, None, live::configured_sync_names(c.topology()))
+        }
+        many => bail!(
+            "{} nodes accept writes ({}): stop all but one before anything else",
+            many.len(),
+            many.join(", ")
+        ),
+    })
+}
+
+/// Each standby's `sync_state` when the primary failed, when known.
+type States = Option<Vec<(String, SyncState)>>;
 
 /// Finishes a failover that a killed run left half done, with the choice
 /// it recorded: the failed primary fenced (again), the chosen standby

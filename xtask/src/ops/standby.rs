@@ -98,7 +98,9 @@ pub fn rejoin(
     Ok(how)
 }
 
-/// [`rejoin`] between its journal's beginning and end.
+/// [`rejoin`] between its journal's beginning and end: what the data
+/// folder allows, the node stopped, the rejoin script (rewind or not), then
+/// started and checked; a re-clone when a step says it must.
 fn rejoin_steps(
     c: &Cluster,
     node: &str,
@@ -107,8 +109,6 @@ fn rejoin_steps(
     timeout: Duration,
 ) -> Result<Rejoined> {
     let r = c.runner();
-    let t = c.topology();
-    let n = c.node(node)?;
     let id = container::id_of(c, node)?;
     // What the data folder allows is read before anything changes, so a
     // dry run says what the real run would decide.
@@ -135,6 +135,55 @@ fn rejoin_steps(
         crate::ops::clone::reclone_from(c, node, primary, timeout)?;
         return Ok(Rejoined::Recloned(Reclone::RewindImpossible));
     }
+    let how = match run_rejoin_script(c, node, primary, secrets)? {
+        Some(how) => how,
+        None if r.dry_run() => Rejoined::Planned(Box::new(match path {
+            Some(RejoinPath::Repoint) => Rejoined::Repointed,
+            _ => Rejoined::Rewound { needed: true },
+        })),
+        None => {
+            crate::ops::clone::reclone_from(c, node, primary, timeout)?;
+            return Ok(Rejoined::Recloned(Reclone::RewindFailed));
+        }
+    };
+    r.run(&c.docker().cmd().args(["start", &id]))?;
+    if r.dry_run() {
+        // Nothing was started: there is nothing to wait for.
+        return Ok(how);
+    }
+    let followed = c.wait_ready(node, timeout).and_then(|_| {
+        c.poll(
+            &format!("{node} to stream from {primary}"),
+            Duration::from_secs(60).min(timeout),
+            || Ok(is_streaming(c, primary, node)?.then_some(())),
+        )
+    });
+    if let Err(e) = followed {
+        say!("{node}: last log lines:\n{}", c.last_logs(node, 12)?);
+        say!("{node}: does not follow {primary} ({e:#}); re-cloning");
+        crate::ops::clone::reclone_from(c, node, primary, timeout)?;
+        return Ok(Rejoined::Recloned(Reclone::DidNotFollow(Box::new(how))));
+    }
+    if c.sql(node, "SELECT pg_is_in_recovery()")? != "t" {
+        bail!("{node} came back writable; stop it at once");
+    }
+    ensure_read_only(c, node)?;
+    Ok(how)
+}
+
+/// The rejoin script on the stopped node's data folder (pg_rewind unless
+/// it is a standby or already followed the primary's timeline), with the
+/// node's standby settings. `None`: pg_rewind failed (the caller re-clones)
+/// or, in a dry run, nothing ran.
+fn run_rejoin_script(
+    c: &Cluster,
+    node: &str,
+    primary: &str,
+    secrets: &Secrets,
+) -> Result<Option<Rejoined>> {
+    let r = c.runner();
+    let t = c.topology();
+    let n = c.node(node)?;
     if t.replication.slots {
         c.sql_mut(primary, &crate::pg::sql::create_slot(&n.slot_name()))?;
     }
@@ -172,63 +221,36 @@ fn rejoin_steps(
             .secret_env("PGPASSWORD", &secrets.owner)
             .stdin(settings),
     )?;
-    let marker = out.stdout.lines().find_map(|l| Marker::parse(l.trim()));
-    let how = if marker == Some(Marker::RewindFailed) {
-        say!(
-            "{node}: pg_rewind failed ({}); re-cloning",
-            out.stdout
-                .lines()
-                .filter(|l| !l.starts_with("pgrepl:"))
-                .collect::<Vec<_>>()
-                .join(" ")
-                .trim()
-        );
-        crate::ops::clone::reclone_from(c, node, primary, timeout)?;
-        return Ok(Rejoined::Recloned(Reclone::RewindFailed));
-    } else if marker == Some(Marker::Standby) {
-        Rejoined::Repointed
-    } else if marker == Some(Marker::Followed) {
-        say!("{node}: restarted read-only, it had already followed {primary}'s timeline {source_tli} past the fork: nothing to rewind");
-        Rejoined::Followed
-    } else if marker == Some(Marker::Rewound) {
-        Rejoined::Rewound {
-            needed: !out.stdout.contains("no rewind required"),
-        }
-    } else if r.dry_run() {
-        Rejoined::Planned(Box::new(match path {
-            Some(RejoinPath::Repoint) => Rejoined::Repointed,
-            _ => Rejoined::Rewound { needed: true },
-        }))
-    } else {
-        bail!(
-            "{node}: preparing the data folder to rejoin failed: {}{}",
-            out.stdout.trim(),
-            out.stderr.trim()
-        );
-    };
-    r.run(&c.docker().cmd().args(["start", &id]))?;
-    if r.dry_run() {
-        // Nothing was started: there is nothing to wait for.
-        return Ok(how);
-    }
-    let followed = c.wait_ready(node, timeout).and_then(|_| {
-        c.poll(
-            &format!("{node} to stream from {primary}"),
-            Duration::from_secs(60).min(timeout),
-            || Ok(is_streaming(c, primary, node)?.then_some(())),
-        )
-    });
-    if let Err(e) = followed {
-        say!("{node}: last log lines:\n{}", c.last_logs(node, 12)?);
-        say!("{node}: does not follow {primary} ({e:#}); re-cloning");
-        crate::ops::clone::reclone_from(c, node, primary, timeout)?;
-        return Ok(Rejoined::Recloned(Reclone::DidNotFollow(Box::new(how))));
-    }
-    if c.sql(node, "SELECT pg_is_in_recovery()")? != "t" {
-        bail!("{node} came back writable; stop it at once");
-    }
-    ensure_read_only(c, node)?;
-    Ok(how)
+    Ok(
+        match out.stdout.lines().find_map(|l| Marker::parse(l.trim())) {
+            Some(Marker::RewindFailed) => {
+                say!(
+                    "{node}: pg_rewind failed ({}); re-cloning",
+                    out.stdout
+                        .lines()
+                        .filter(|l| !l.starts_with("pgrepl:"))
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                        .trim()
+                );
+                None
+            }
+            Some(Marker::Standby) => Some(Rejoined::Repointed),
+            Some(Marker::Followed) => {
+                say!("{node}: restarted read-only, it had already followed {primary}'s timeline {source_tli} past the fork: nothing to rewind");
+                Some(Rejoined::Followed)
+            }
+            Some(Marker::Rewound) => Some(Rejoined::Rewound {
+                needed: !out.stdout.contains("no rewind required"),
+            }),
+            None if r.dry_run() => None,
+            None => bail!(
+                "{node}: preparing the data folder to rejoin failed: {}{}",
+                out.stdout.trim(),
+                out.stderr.trim()
+            ),
+        },
+    )
 }
 
 /// How a node came back.

@@ -120,39 +120,8 @@ pub fn run(c: &Cluster, target: &NodeName, timeout: Duration) -> Result<()> {
     let target = target.as_str();
     let secrets = c.secrets()?;
     let dry = c.runner().dry_run();
-    let resumed = journal::check(c, Op::Switchover)?;
-    let (old, from) = match resumed {
-        Resume::Interrupted(j) if j.to != target => bail!(
-            "the interrupted switchover moves the primary to {}; finish it first: {}",
-            j.to,
-            j.command(c.path())
-        ),
-        Resume::Interrupted(j) => {
-            let p = if dry {
-                Phase::Stopped
-            } else {
-                phase(c, &j.from, target)?
-            };
-            say!("{}: the switchover stopped at {p:?}", j.from);
-            (j.from, p)
-        }
-        Resume::Finished(j) if j.to == target && !dry && writable(c, target)? => {
-            say!(
-                "the last switchover, from {} to {target}, made every change; {target} is the primary: nothing to do",
-                j.from
-            );
-            return Ok(());
-        }
-        Resume::Finished(_) | Resume::Fresh => {
-            let old = live::find_primary(c)?.context("no writable primary is running")?;
-            if old == target {
-                bail!("{target} is already the primary");
-            }
-            if !dry && !live::connected(c, &old)?.iter().any(|n| n == target) {
-                bail!("{target} is not streaming from {old}: a switchover needs it caught up (see `cargo xtask status`); nothing was changed");
-            }
-            (old, Phase::Start)
-        }
+    let Some((old, from)) = start_or_resume(c, target, dry)? else {
+        return Ok(());
     };
     let j = Journal {
         op: Op::Switchover,
@@ -201,6 +170,45 @@ pub fn run(c: &Cluster, target: &NodeName, timeout: Duration) -> Result<()> {
     }
     say_raw!("\n{}", live::table(&live::collect(c)?));
     Ok(())
+}
+
+/// The old primary and how far an interrupted run got (`Start` for a new
+/// switchover, after its checks); `None` when the last switchover to
+/// `target` had finished.
+fn start_or_resume(c: &Cluster, target: &str, dry: bool) -> Result<Option<(String, Phase)>> {
+    Ok(Some(match journal::check(c, Op::Switchover)? {
+        Resume::Interrupted(j) if j.to != target => bail!(
+            "the interrupted switchover moves the primary to {}; finish it first: {}",
+            j.to,
+            j.command(c.path())
+        ),
+        Resume::Interrupted(j) => {
+            let p = if dry {
+                Phase::Stopped
+            } else {
+                phase(c, &j.from, target)?
+            };
+            say!("{}: the switchover stopped at {p:?}", j.from);
+            (j.from, p)
+        }
+        Resume::Finished(j) if j.to == target && !dry && writable(c, target)? => {
+            say!(
+                "the last switchover, from {} to {target}, made every change; {target} is the primary: nothing to do",
+                j.from
+            );
+            return Ok(None);
+        }
+        Resume::Finished(_) | Resume::Fresh => {
+            let old = live::find_primary(c)?.context("no writable primary is running")?;
+            if old == target {
+                bail!("{target} is already the primary");
+            }
+            if !dry && !live::connected(c, &old)?.iter().any(|n| n == target) {
+                bail!("{target} is not streaming from {old}: a switchover needs it caught up (see `cargo xtask status`); nothing was changed");
+            }
+            (old, Phase::Start)
+        }
+    }))
 }
 
 /// The old primary was stopped by an earlier run: the target is promoted

@@ -126,20 +126,8 @@ fn failover_round(
             return Err(e);
         }
     };
+    record_failover(report, &done, crashed_at);
     let new = done.choice.node.clone();
-    report.promoted = new.clone();
-    report.promoted_because = done.choice.why.clone();
-    report.new_timeline = done.timeline;
-    report.crash_to_promoted_ms = ms(done.promoted_at - crashed_at);
-    [report.choose_ms, report.fence_ms, report.promote_ms] = done.steps_ms;
-    report.repoint_ms = ms(done.repoint);
-    report.sync_commit_ms = done.sync_commit_ms;
-    report.synchronous_standby_names = done.sync_names.clone();
-    report.ops.nemesis.push(Nemesis {
-        at: done.promoted_at,
-        f: "promoted",
-        value: json!({"node": new, "timeline": done.timeline}),
-    });
     check_interrupt(c)?;
     fault.after_promotion(&fr, &new, report)?;
     observe_new_primary(
@@ -159,6 +147,24 @@ fn failover_round(
         rejoin_failed(c, secrets, &down, &new, report, timeout)?;
     }
     Ok(())
+}
+
+/// What the failover did, into the round's report and history.
+fn record_failover(report: &mut RoundReport, done: &failover::Done, crashed_at: Instant) {
+    let new = done.choice.node.clone();
+    report.promoted = new.clone();
+    report.promoted_because = done.choice.why.clone();
+    report.new_timeline = done.timeline;
+    report.crash_to_promoted_ms = ms(done.promoted_at - crashed_at);
+    [report.choose_ms, report.fence_ms, report.promote_ms] = done.steps_ms;
+    report.repoint_ms = ms(done.repoint);
+    report.sync_commit_ms = done.sync_commit_ms;
+    report.synchronous_standby_names = done.sync_names.clone();
+    report.ops.nemesis.push(Nemesis {
+        at: done.promoted_at,
+        f: "promoted",
+        value: json!({"node": new, "timeline": done.timeline}),
+    });
 }
 
 /// The synchronous standby is cut off the network while the primary stays
