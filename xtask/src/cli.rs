@@ -30,8 +30,24 @@ pub enum Engine {
     /// This tool: it fails over when told to (or in the drill)
     #[default]
     Pgrepl,
-    /// Patroni 3.0 with etcd: it detects failures and fails over by itself
+    /// Patroni 4.1 with etcd: it detects failures and fails over by itself
     Patroni,
+    /// CloudNativePG on Kubernetes: `export` writes its manifests; nothing
+    /// runs it here
+    #[value(name = "cloudnative-pg")]
+    CloudnativePg,
+}
+
+impl Engine {
+    /// Refuses an engine that cannot run a cluster on this machine.
+    pub fn runs_here(self) -> anyhow::Result<Self> {
+        if self == Engine::CloudnativePg {
+            anyhow::bail!(
+                "CloudNativePG runs on Kubernetes, not on this Docker engine: `cargo xtask export --engine cloudnative-pg --out DIR` writes its manifests"
+            );
+        }
+        Ok(self)
+    }
 }
 
 /// Patroni's DCS timings for a cluster or a drill.
@@ -40,7 +56,7 @@ pub enum TimingsArg {
     /// ttl 30, loop_wait 10, retry_timeout 10 (Patroni's defaults)
     #[default]
     Default,
-    /// ttl 20, loop_wait 1, retry_timeout 3 (the least Patroni 3.0 accepts)
+    /// ttl 20, loop_wait 1, retry_timeout 3 (the least Patroni accepts)
     Tightest,
 }
 
@@ -65,8 +81,10 @@ pub struct EngineOpts {
 }
 
 impl EngineOpts {
-    pub fn is_patroni(&self) -> bool {
-        self.engine == Engine::Patroni
+    /// Whether Patroni runs the cluster; an engine that cannot run here is
+    /// refused.
+    pub fn is_patroni(&self) -> anyhow::Result<bool> {
+        Ok(self.engine.runs_here()? == Engine::Patroni)
     }
 
     pub fn timings(&self) -> Timings {

@@ -22,10 +22,16 @@ pub fn official_tag(major: Major) -> String {
 }
 
 /// The project's image with Patroni and etcd (`image --patroni`): Debian
-/// bookworm's patroni 3.0.2 with PostgreSQL 15.
-pub const PATRONI_TAG: &str = "pgrepl/patroni:15";
+/// forky's patroni 4.1.5 (quorum commit works from 4.1.5 on) with
+/// PostgreSQL 18 and etcd 3.5, all from the Debian mirror the other images
+/// come from (no PyPI).
+pub const PATRONI_TAG: &str = "pgrepl/patroni:18";
 /// The major of the Patroni image.
-pub const PATRONI_MAJOR: u32 = 15;
+pub const PATRONI_MAJOR: u32 = 18;
+/// The Debian suite the Patroni image is built from.
+pub const PATRONI_SUITE: &str = "forky";
+/// What the Patroni image holds, for messages.
+pub const PATRONI_WHAT: &str = "Debian forky's patroni 4.1.5 with PostgreSQL 18";
 /// Label carried by the image, so the tool can tell its own images apart.
 pub const IMAGE_LABEL: &str = "io.pgrepl.image";
 
@@ -54,7 +60,9 @@ impl Spec {
         let pg = format!("postgresql-{}", self.major);
         let mut p = vec![pg.as_str(), "libnss-wrapper"];
         if self.patroni {
-            p.extend(["patroni", "etcd-server", "etcd-client"]);
+            // Debian's patroni only suggests a DCS client library: without
+            // python3-etcd its etcd3 module does not load.
+            p.extend(["patroni", "python3-etcd", "etcd-server", "etcd-client"]);
         }
         format!("--include={}", p.join(","))
     }

@@ -5,18 +5,12 @@
 use crate::secrets::generate_password;
 use crate::{fsx, project};
 use anyhow::{bail, Result};
-use clap::{Args, ValueEnum};
+use clap::Args;
 use cluster_config::compose::{SECRETS_FILE, STATE_DIR};
 use cluster_config::names::NodeName;
 use cluster_config::patroni::{self, Host};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Engine {
-    /// Patroni 3.0 with etcd (Debian's `patroni` and `etcd-server`)
-    Patroni,
-}
 
 /// Write the files that run this topology with Patroni on several hosts.
 ///
@@ -27,9 +21,13 @@ pub enum Engine {
 pub struct ExportArgs {
     #[command(flatten)]
     pub topology: project::TopologyArg,
-    /// What the files are for
+    /// What the files are for: patroni (Patroni 4.1 with etcd, one folder
+    /// per host) or cloudnative-pg (a Cluster and a Secret manifest)
     #[arg(long, value_enum)]
-    pub engine: Engine,
+    pub engine: crate::cli::Engine,
+    /// Patroni's DCS timings in the exported files (--engine patroni)
+    #[arg(long, value_enum, default_value_t)]
+    pub patroni_timings: crate::cli::TimingsArg,
     /// Folder to write into (one sub-folder per node)
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
@@ -54,6 +52,18 @@ fn parse_host(v: &str) -> Result<(NodeName, Host), String> {
 
 pub fn run(args: &ExportArgs) -> Result<()> {
     let loaded = project::load_valid(&args.topology.resolve())?;
+    match args.engine {
+        crate::cli::Engine::Patroni => patroni_files(args, &loaded),
+        crate::cli::Engine::CloudnativePg => crate::cnpg_export::run(args, &loaded),
+        crate::cli::Engine::Pgrepl => bail!(
+            "the tool's own engine needs no export: `cargo xtask render` writes its Compose file and configurations"
+        ),
+    }
+}
+
+/// One folder per host: `patroni.yml`, `etcd.env` on the etcd members,
+/// `secrets.env`, and `STEPS.md` with what to do on each host.
+fn patroni_files(args: &ExportArgs, loaded: &cluster_config::Loaded) -> Result<()> {
     let t = &loaded.topology;
     let mut hosts = BTreeMap::new();
     for (node, host) in &args.hosts {
@@ -64,7 +74,11 @@ pub fn run(args: &ExportArgs) -> Result<()> {
             bail!("--host {node} is given twice");
         }
     }
-    let files = match patroni::render(t, &patroni::Layout::hosts(t, hosts)) {
+    let layout = patroni::Layout {
+        timings: args.patroni_timings.timings(),
+        ..patroni::Layout::hosts(t, hosts)
+    };
+    let files = match patroni::render(t, &layout) {
         Ok(f) => f,
         Err(errors) => bail!(
             "{} cannot be exported for Patroni; nothing was written:\n{}",
@@ -126,6 +140,8 @@ pub fn run(args: &ExportArgs) -> Result<()> {
         ));
     }
     writes.push((secrets_path, &secrets_text, fsx::Access::Private));
+    let steps = steps_text(t, &files);
+    writes.push((args.out.join("STEPS.md"), &steps, fsx::Access::Public));
     // Every target is checked before the first is written: a planted link
     // at any of them stops the export with nothing written.
     fsx::create_dir(&args.out)?;
@@ -148,4 +164,26 @@ pub fn run(args: &ExportArgs) -> Result<()> {
         args.out.display()
     );
     Ok(())
+}
+
+/// `STEPS.md`: README's steps with this export's nodes.
+fn steps_text(t: &cluster_config::Topology, files: &patroni::Files) -> String {
+    let members: Vec<&str> = files.etcd.iter().map(|(n, _)| n.as_str()).collect();
+    format!(
+        "# Running cluster {} with Patroni\n\nNodes (one per host): {}. etcd members: {}.\n\n{}",
+        t.name(),
+        files
+            .nodes
+            .iter()
+            .map(|(n, _)| n.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
+        members.join(", "),
+        patroni::host_steps_markdown(&patroni::host_steps(t))
+            .replace(
+                "the first three hosts (the etcd members)",
+                &format!("the etcd members ({})", members.join(", "))
+            )
+            .replace("DIR/", "")
+    )
 }

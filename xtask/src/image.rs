@@ -32,7 +32,7 @@ pub struct ImageArgs {
     #[arg(long)]
     pub force: bool,
     /// Also install Patroni and etcd (Debian bookworm's patroni 3.0.2 with
-    /// PostgreSQL 15); the tag then defaults to pgrepl/patroni:15
+    /// PostgreSQL 18, from Debian forky); the tag then defaults to pgrepl/patroni:18
     #[arg(long)]
     pub patroni: bool,
     /// Print the commands instead of running them
@@ -44,7 +44,10 @@ pub fn run(args: &ImageArgs, runner: &dyn Runner) -> Result<()> {
     let major = if args.patroni {
         let m = Major::new(PATRONI_MAJOR).map_err(anyhow::Error::msg)?;
         if args.postgres != version::DEFAULT && args.postgres != m {
-            bail!("--patroni builds PostgreSQL {m} with Debian bookworm's patroni 3.0.2; drop --postgres");
+            bail!(
+                "--patroni builds {}; drop --postgres",
+                crate::debian_image::PATRONI_WHAT
+            );
         }
         m
     } else {
@@ -53,6 +56,7 @@ pub fn run(args: &ImageArgs, runner: &dyn Runner) -> Result<()> {
     let mut spec = Spec::own(major)?;
     if args.patroni {
         spec.tag = PATRONI_TAG.to_string();
+        spec.suite = crate::debian_image::PATRONI_SUITE.to_string();
         spec.patroni = true;
     }
     if let Some(t) = &args.tag {

@@ -11,6 +11,7 @@ mod bench;
 mod catalogue;
 mod cli;
 mod cluster;
+mod cnpg_export;
 mod debian_image;
 mod docker;
 mod down;

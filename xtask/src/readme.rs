@@ -192,7 +192,7 @@ mod tests {
                 return;
             }
             panic!(
-                "README's Layout table is stale: run `PGREPL_BLESS=1 cargo test -p xtask readme`"
+                "README's Layout table is stale: run `PGREPL_BLESS=1 cargo test -p xtask --bin xtask readme`"
             );
         }
         // Every module opens with its own documentation.
@@ -204,6 +204,35 @@ mod tests {
                 !line.ends_with("|  |"),
                 "a module without opening documentation: {line}"
             );
+        }
+    }
+
+    const STEPS_START: &str = "<!-- patroni-steps: generated from cluster_config::patroni::host_steps; the several-hosts test runs the same steps -->\n";
+    const STEPS_END: &str = "<!-- patroni-steps end -->";
+
+    /// The several-hosts steps in README are the ones the test runs.
+    #[test]
+    fn readme_patroni_steps_are_the_tested_ones() {
+        let text = readme();
+        let preset = std::fs::read_to_string(project::root().join("conf/semi-sync.toml")).unwrap();
+        let t = cluster_config::Loaded::parse("semi-sync.toml", &preset)
+            .unwrap()
+            .topology;
+        let want = format!(
+            "{STEPS_START}{}{STEPS_END}",
+            cluster_config::patroni::host_steps_markdown(&cluster_config::patroni::host_steps(&t))
+        );
+        let (Some(a), Some(b)) = (text.find(STEPS_START), text.find(STEPS_END)) else {
+            panic!("README has no generated Patroni steps (markers missing)");
+        };
+        let have = &text[a..b + STEPS_END.len()];
+        if have != want {
+            if std::env::var("PGREPL_BLESS").is_ok_and(|v| v == "1") {
+                let new = format!("{}{}{}", &text[..a], want, &text[b + STEPS_END.len()..]);
+                std::fs::write(project::root().join("README.md"), new).unwrap();
+                return;
+            }
+            panic!("README's Patroni steps are stale: run `PGREPL_BLESS=1 cargo test -p xtask --bin xtask readme`");
         }
     }
 }

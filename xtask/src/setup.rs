@@ -51,7 +51,7 @@ pub fn run(args: &SetupArgs, mode: Mode, runner: &dyn Runner) -> Result<()> {
         .unwrap_or_else(|| project::root().join(default));
     let c = Cluster::open(&path, runner)?;
     let timeout = args.run.timeout();
-    if args.engine.is_patroni() {
+    if args.engine.is_patroni()? {
         if mode != Mode::Sync && c.topology().replication.mode == Mode::Sync {
             bail!(
                 "{} has mode = \"Sync\"; use `cargo xtask setup-sync`",

@@ -22,7 +22,7 @@ pub struct StatusArgs {
 
 pub fn run(args: &StatusArgs, runner: &dyn crate::runner::Runner) -> Result<()> {
     let c = Cluster::open(&args.topology.resolve(), runner)?;
-    if args.engine == crate::cli::Engine::Patroni {
+    if args.engine.runs_here()? == crate::cli::Engine::Patroni {
         use crate::ops::patroni::{health, members, table};
         let m = members(&c)?;
         let p = health(&c, &m)?;

@@ -703,96 +703,6 @@ fn settings_catalogues_match_their_images() {
     }
 }
 
-/// `export --engine patroni`: every file passes Patroni's own
-/// `--validate-config` inside the project's Patroni image. Patroni 3.0.2
-/// prints what is wrong but exits 0 either way, so a file passes only with
-/// no output; a broken copy proves the check can fail.
-#[test]
-fn patroni_export_passes_patroni_validate_config() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    if !docker_or_skip("patroni_export_passes_patroni_validate_config") {
-        return;
-    }
-    ok(&["image", "--patroni"]);
-    let out = scratch().join("patroni-export");
-    let _ = std::fs::remove_dir_all(&out);
-    let o = out.to_string_lossy().into_owned();
-    let r = xtask(&[
-        "export",
-        "--engine",
-        "patroni",
-        "--out",
-        &o,
-        "--host",
-        "master-db=10.20.0.1",
-        "--host",
-        "slave1-db=db2.pgrepl-e2e.internal",
-        "--host",
-        "slave2-db=10.20.0.3",
-    ]);
-    assert_eq!(r.code, 0, "{}", r.out);
-    let secrets = out.join("secrets.env");
-    let text = std::fs::read_to_string(&secrets).unwrap();
-    let password = text
-        .lines()
-        .find_map(|l| l.strip_prefix("PATRONI_SUPERUSER_PASSWORD="))
-        .unwrap();
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(&secrets).unwrap().permissions().mode() & 0o777;
-        assert_eq!(mode, 0o600, "secrets.env must be owner-only");
-    }
-    let validate = |dir: &Path, file: &str| {
-        let o = duct::cmd!(
-            "docker",
-            "run",
-            "--rm",
-            "--label",
-            format!("io.pgrepl.cluster={}", cl("export")),
-            "--add-host",
-            "db2.pgrepl-e2e.internal:10.20.0.2",
-            "-v",
-            format!("{}:/cfg:ro", dir.display()),
-            "--entrypoint",
-            "patroni",
-            "pgrepl/patroni:15",
-            "--validate-config",
-            format!("/cfg/{file}")
-        )
-        .stderr_to_stdout()
-        .stdout_capture()
-        .unchecked()
-        .run()
-        .unwrap();
-        (
-            o.status.success(),
-            String::from_utf8_lossy(&o.stdout).into_owned(),
-        )
-    };
-    for node in ["master-db", "slave1-db", "slave2-db"] {
-        let dir = out.join(node);
-        let yml = std::fs::read_to_string(dir.join("patroni.yml")).unwrap();
-        assert!(
-            !yml.contains(password),
-            "{node}'s patroni.yml holds a password"
-        );
-        let (ok, said) = validate(&dir, "patroni.yml");
-        assert!(
-            ok && said.trim().is_empty(),
-            "{node}: patroni --validate-config said:\n{said}"
-        );
-    }
-    assert!(out.join("slave2-db/etcd.env").exists());
-    let broken = std::fs::read_to_string(out.join("master-db/patroni.yml"))
-        .unwrap()
-        .replace("ttl: 30", "ttl: \"thirty\"");
-    std::fs::write(out.join("master-db/broken.yml"), broken).unwrap();
-    let (_, said) = validate(&out.join("master-db"), "broken.yml");
-    assert!(said.contains("ttl"), "a broken file passed: {said}");
-    std::fs::remove_dir_all(&out).unwrap();
-}
-
 /// The same topology on Patroni: `setup-sync --engine patroni` brings up
 /// three etcd members and a leader with two streaming replicas (one
 /// synchronous); `status --engine patroni` shows them; one drill round
@@ -813,13 +723,13 @@ fn patroni_engine_setup_status_drill_and_down() {
         name: name.clone(),
         user: None,
     };
-    // The Patroni image holds PostgreSQL 15: a topology of 17 is refused,
-    // never run on 15.
+    // The Patroni image holds PostgreSQL 18: a topology of 17 is refused,
+    // never run on 18.
     let r = xtask(&["setup-sync", "--engine", "patroni", "-t", &t]);
     assert_ne!(r.code, 0, "{}", r.out);
-    assert!(r.out.contains("set `postgres = 15`"), "{}", r.out);
+    assert!(r.out.contains("set `postgres = 18`"), "{}", r.out);
     let text = std::fs::read_to_string(&topo).unwrap();
-    std::fs::write(&topo, text.replace("postgres = 17\n", "postgres = 15\n")).unwrap();
+    std::fs::write(&topo, text.replace("postgres = 17\n", "postgres = 18\n")).unwrap();
     let out = ok(&["setup-sync", "--engine", "patroni", "-t", &t]);
     assert!(out.contains("Patroni cluster up"), "{out}");
 
@@ -876,6 +786,41 @@ fn patroni_engine_setup_status_drill_and_down() {
     assert!(round["rto_ms"].as_u64().unwrap() >= 1000, "{report}");
     let r = xtask(&["status", "--engine", "patroni", "-t", &t]);
     assert_eq!(r.code, 0, "{}", r.out);
+
+    // ANY 1 of the two standbys: Patroni's quorum mode, both standbys
+    // quorum members; a crash loses nothing.
+    ok(&["down", "--purge", "-t", &t]);
+    let text = std::fs::read_to_string(&topo).unwrap();
+    std::fs::write(
+        &topo,
+        text.replace(
+            r#"'FIRST 1 ("slave1-db", "slave2-db", "master-db")'"#,
+            r#"'ANY 1 ("slave1-db", "slave2-db", "master-db")'"#,
+        ),
+    )
+    .unwrap();
+    let out = ok(&["setup-sync", "--engine", "patroni", "-t", &t]);
+    assert!(out.contains("Patroni cluster up"), "{out}");
+    wait_for("two quorum standbys", Duration::from_secs(60), || {
+        let r = xtask(&["status", "--engine", "patroni", "--json", "-t", &t]);
+        serde_json::from_str::<Value>(&r.out).is_ok_and(|m| {
+            m.as_array()
+                .is_some_and(|a| a.iter().filter(|x| x["role"] == "quorum_standby").count() == 2)
+        })
+    });
+    let report = drill(
+        &t,
+        &["--engine", "patroni", "--patroni-timings", "tightest"],
+    );
+    assert_eq!(report["rounds"][0]["lost"], 0, "{report}");
+    assert_eq!(
+        report["rounds"][0]["writable_nodes"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1,
+        "{report}"
+    );
 
     ok(&["down", "--purge", "-t", &t]);
     let left = duct::cmd!(

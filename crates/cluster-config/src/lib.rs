@@ -2,6 +2,7 @@
 //! cluster's configuration. No processes, no network, no file writes: every
 //! function takes text or values and returns text or values.
 
+pub mod cnpg;
 pub mod compose;
 pub mod diag;
 pub mod guc;

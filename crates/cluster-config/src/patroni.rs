@@ -1,7 +1,10 @@
-//! The same topology as a Patroni cluster on several hosts: one
+//! The same topology as a Patroni 4.1 cluster on several hosts: one
 //! `patroni.yml` per node and the etcd members' settings, rendered to
-//! strings (the caller writes them). What Patroni 3.0 cannot express is
-//! refused with the reason; what it expresses differently is a warning.
+//! strings (the caller writes them). `FIRST n` is Patroni's
+//! `synchronous_mode: on` with `synchronous_node_count: n`; `ANY n` its
+//! `synchronous_mode: quorum` (Patroni 4.1.5 on). What Patroni cannot
+//! express is refused with the reason; what it expresses differently is a
+//! warning.
 //!
 //! Passwords are never in these files: Patroni reads them from
 //! `PATRONI_SUPERUSER_PASSWORD`, `PATRONI_REPLICATION_PASSWORD` and
@@ -165,7 +168,11 @@ const PATRONI_OWNS: &[&str] = &[
 ];
 
 pub const DATA_DIR: &str = "/var/lib/postgresql/data";
-pub const BIN_DIR: &str = "/usr/lib/postgresql/15/bin";
+
+/// Where Debian's packages put a major's programs.
+pub fn bin_dir(major: crate::version::Major) -> String {
+    format!("/usr/lib/postgresql/{major}/bin")
+}
 pub const REST_PORT: u16 = 8008;
 pub const ETCD_CLIENT_PORT: u16 = 2379;
 pub const ETCD_PEER_PORT: u16 = 2380;
@@ -185,9 +192,9 @@ impl Timings {
         loop_wait: 10,
         retry_timeout: 10,
     };
-    /// The tightest Patroni 3.0 accepts: its documented minimums (ttl 20,
-    /// loop_wait 1, retry_timeout 3), which keep loop_wait + 2 x
-    /// retry_timeout within ttl.
+    /// The tightest Patroni accepts: its documented minimums (ttl 20,
+    /// loop_wait 1, retry_timeout 3; `--validate-config` of 4.1 refuses
+    /// less), which keep loop_wait + 2 x retry_timeout within ttl.
     pub const TIGHTEST: Timings = Timings {
         ttl: 20,
         loop_wait: 1,
@@ -234,10 +241,14 @@ impl Layout {
 pub const ETCD_SERVICES: [&str; 3] = ["etcd1", "etcd2", "etcd3"];
 
 /// Renders the Patroni files for `t` with every node on its host. Errors
-/// (all of them) when the topology says what Patroni 3.0 cannot do, or a
-/// host is missing, unknown or shared.
+/// (all of them) when the topology says what Patroni cannot do, or a host
+/// is missing, unknown or shared.
 pub fn render(t: &Topology, layout: &Layout) -> Result<Files, Vec<String>> {
     let hosts = &layout.hosts;
+    let major = t
+        .cluster
+        .declared_major()
+        .unwrap_or(crate::version::DEFAULT);
 
     let mut errors = Vec::new();
     let mut warnings = Vec::new();
@@ -263,24 +274,23 @@ pub fn render(t: &Topology, layout: &Layout) -> Result<Files, Vec<String>> {
             ));
         }
     }
-    // Synchronous replication: FIRST n maps to synchronous_node_count = n;
-    // a standby the list leaves out is tagged nosync.
+    // Synchronous replication: FIRST n is synchronous_mode on with
+    // synchronous_node_count = n, ANY n synchronous_mode quorum with the
+    // same count; a standby the list leaves out is tagged nosync.
     let mut sync_count = 0u32;
+    let mut sync_mode = "false";
     let mut listed: Option<Vec<String>> = None;
     if t.replication.mode == Mode::Sync {
         let field = t.replication.synchronous_standby_names.as_ref();
         let raw = field.map(|v| v.get_ref().text()).unwrap_or("");
         match field.map(|v| v.get_ref().parsed()).unwrap_or(Ok(None)) {
             Ok(Some(sn)) => {
-                if sn.method == Method::Any {
-                    errors.push(format!(
-                        "synchronous_standby_names = '{raw}' is a quorum (ANY {}): Patroni 3.0 has no quorum commit, \
-                         only synchronous_node_count standbys chosen by Patroni (FIRST n). Use FIRST n for this export.",
-                        sn.num_sync
-                    ));
-                }
                 sync_count = sn.num_sync;
-                if sn.names.len() > 1 {
+                sync_mode = match sn.method {
+                    Method::Any => "quorum",
+                    Method::First => "true",
+                };
+                if sn.method == Method::First && sn.names.len() > 1 {
                     warnings.push(format!(
                         "Patroni chooses its synchronous standbys itself: the priority order of '{raw}' is not kept, only that {} of the listed standbys are synchronous",
                         sn.num_sync
@@ -367,7 +377,7 @@ pub fn render(t: &Topology, layout: &Layout) -> Result<Files, Vec<String>> {
             &format!("retry_timeout: {}", layout.timings.retry_timeout),
         );
         line(4, "maximum_lag_on_failover: 1048576");
-        line(4, &format!("synchronous_mode: {}", sync_count > 0));
+        line(4, &format!("synchronous_mode: {sync_mode}"));
         if sync_count > 0 {
             line(4, "synchronous_mode_strict: false");
             line(4, &format!("synchronous_node_count: {sync_count}"));
@@ -382,8 +392,8 @@ pub fn render(t: &Topology, layout: &Layout) -> Result<Files, Vec<String>> {
         {
             line(8, &format!("{}: {}", st.name, s(&st.value.as_raw())));
         }
-        // Patroni 3.0 writes pg_hba.conf from `postgresql.pg_hba`; its
-        // config validator also wants the bootstrap copy.
+        // Patroni writes pg_hba.conf from `postgresql.pg_hba`; its config
+        // validator also wants the bootstrap copy.
         line(2, "pg_hba:");
         for rule in &hba {
             line(4, &format!("- {}", s(rule)));
@@ -400,7 +410,7 @@ pub fn render(t: &Topology, layout: &Layout) -> Result<Files, Vec<String>> {
             &format!("connect_address: {}", s(&host(name).with_port(5432))),
         );
         line(2, &format!("data_dir: {}", s(DATA_DIR)));
-        line(2, &format!("bin_dir: {}", s(BIN_DIR)));
+        line(2, &format!("bin_dir: {}", s(&bin_dir(major))));
         line(2, "authentication:");
         line(4, "superuser:");
         line(6, &format!("username: {}", s(owner)));
@@ -601,4 +611,129 @@ pub fn compose(t: &Topology, state_ref: &str, image: &str) -> String {
         }
     }
     y
+}
+
+/// One step of putting the exported files to work on a host, as README
+/// says it and as the several-hosts test does it: both read this list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostStep {
+    /// Debian packages to install.
+    Install(Vec<String>),
+    /// A file of the export copied to a path on the host, with its mode.
+    Copy {
+        /// Relative to the export folder; `{node}` is the host's node.
+        from: String,
+        to: String,
+        mode: u32,
+        /// Only on the etcd members.
+        etcd_only: bool,
+    },
+    /// A service of the Debian packages enabled and started
+    /// (`systemctl enable --now`), in this order.
+    Start { unit: String, etcd_only: bool },
+    /// SQL run once on the leader, once Patroni has bootstrapped it.
+    OnLeader(String),
+}
+
+/// The steps for a topology of `major` (see [`HostStep`]).
+pub fn host_steps(t: &Topology) -> Vec<HostStep> {
+    let major = t
+        .cluster
+        .declared_major()
+        .unwrap_or(crate::version::DEFAULT);
+    let copy = |from: &str, to: &str, mode: u32, etcd_only: bool| HostStep::Copy {
+        from: from.into(),
+        to: to.into(),
+        mode,
+        etcd_only,
+    };
+    vec![
+        // Debian's patroni does not pull in an etcd client library:
+        // python3-etcd, or Patroni finds no usable DCS.
+        HostStep::Install(vec![
+            format!("postgresql-{major}"),
+            "patroni".into(),
+            "python3-etcd".into(),
+            "etcd-server".into(),
+            "etcd-client".into(),
+        ]),
+        copy(
+            "{node}/patroni.yml",
+            "/etc/patroni/config.yml",
+            0o644,
+            false,
+        ),
+        copy("{node}/etcd.env", "/etc/default/etcd", 0o644, true),
+        // Debian's patroni.service reads this file (root reads it before
+        // the service drops to the postgres user): owner-only.
+        copy("secrets.env", "/etc/patroni_env.conf", 0o600, false),
+        HostStep::Start {
+            unit: "etcd".into(),
+            etcd_only: true,
+        },
+        HostStep::Start {
+            unit: "patroni".into(),
+            etcd_only: false,
+        },
+        // Patroni bootstraps the `postgres` database only.
+        HostStep::OnLeader(format!(
+            "CREATE DATABASE {} OWNER {}",
+            sql_ident(t.database.name.get_ref().as_str()),
+            sql_ident(t.database.owner.get_ref().as_str())
+        )),
+    ]
+}
+
+/// The steps as README's numbered list (Markdown).
+pub fn host_steps_markdown(steps: &[HostStep]) -> String {
+    let on = |etcd_only: bool| {
+        if etcd_only {
+            "on the first three hosts (the etcd members), "
+        } else {
+            "on every host, "
+        }
+    };
+    let mut out = String::new();
+    for (i, s) in steps.iter().enumerate() {
+        let n = i + 1;
+        let line = match s {
+            HostStep::Install(p) => format!("On every host: `apt-get install {}`.", p.join(" ")),
+            HostStep::Copy {
+                from,
+                to,
+                mode,
+                etcd_only,
+            } => format!(
+                "{}copy `DIR/{}` to `{to}`, mode `{mode:04o}`{}.",
+                capitalise(on(*etcd_only)),
+                from.replace("{node}", "<node>"),
+                if *mode == 0o600 {
+                    ", owned by root (the passwords: never commit it)"
+                } else {
+                    ""
+                }
+            ),
+            HostStep::Start { unit, etcd_only } => {
+                format!("{}`systemctl enable --now {unit}`.", capitalise(on(*etcd_only)))
+            }
+            HostStep::OnLeader(sql) => format!(
+                "Once `patronictl -c /etc/patroni/config.yml list` shows a leader, on it: `psql -U <owner> -d postgres -c '{sql}'`."
+            ),
+        };
+        out.push_str(&format!("{n}. {line}\n"));
+    }
+    out
+}
+
+/// A SQL identifier, quoted.
+fn sql_ident(s: &str) -> String {
+    format!("\"{}\"", s.replace('"', "\"\""))
+}
+
+fn capitalise(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => f.to_uppercase().collect::<String>() + c.as_str(),
+        None => String::new(),
+    }
 }

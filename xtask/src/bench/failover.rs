@@ -109,51 +109,68 @@ fn patroni_rows(
     runner: &dyn Runner,
 ) -> Result<()> {
     // Patroni's image holds one major: the side by side runs on it.
-    let topology = per_major
+    let first = per_major
         .iter()
         .find(|(m, _, _)| m.get() == crate::debian_image::PATRONI_MAJOR)
-        .map(|(_, three, _)| three.as_path())
+        .map(|(_, three, _)| three.clone())
         .with_context(|| {
             format!(
                 "--compare patroni runs on PostgreSQL {} (the Patroni image's): include it in --postgres",
                 crate::debian_image::PATRONI_MAJOR
             )
         })?;
-    down(topology, runner)?;
-    let c = crate::ops::patroni::engine(crate::cluster::Cluster::open(topology, runner)?)?;
-    crate::ops::patroni::setup(
-        &c,
+    let major = crate::debian_image::PATRONI_MAJOR.to_string();
+    // The same cluster with ANY 1 instead of FIRST 1: this tool on it
+    // first, then Patroni's quorum mode.
+    let any = super::quorum_variant(&first)?;
+    fresh(&any, runner)?;
+    let report = drill_on(
+        &any,
+        Engine::Pgrepl,
+        TimingsArg::Default,
+        args.rounds,
+        args,
         runner,
-        TimingsArg::Default.timings(),
-        std::time::Duration::from_secs(300),
     )?;
-    for (timings, name) in [
-        (
-            TimingsArg::Default,
-            "Patroni 3.0.2, defaults (ttl 30, loop_wait 10, retry_timeout 10)",
-        ),
-        (
-            TimingsArg::Tightest,
-            "Patroni 3.0.2, tightest (ttl 20, loop_wait 1, retry_timeout 3)",
-        ),
-    ] {
-        let report = drill_on(
-            topology,
-            Engine::Patroni,
-            timings,
-            args.rounds,
-            args,
+    row(table, "this tool, ANY 1", &major, &report, |r| r.promote_ms);
+    down(&any, runner)?;
+    for (topology, list) in [(&first, "FIRST 1"), (&any, "ANY 1")] {
+        down(topology, runner)?;
+        let c = crate::ops::patroni::engine(crate::cluster::Cluster::open(topology, runner)?)?;
+        crate::ops::patroni::setup(
+            &c,
             runner,
+            TimingsArg::Default.timings(),
+            std::time::Duration::from_secs(300),
         )?;
-        row(
-            table,
-            name,
-            &crate::debian_image::PATRONI_MAJOR.to_string(),
-            &report,
-            |r| r.crash_to_promoted_ms,
-        );
+        for (timings, which) in [
+            (
+                TimingsArg::Default,
+                "defaults (ttl 30, loop_wait 10, retry_timeout 10)",
+            ),
+            (
+                TimingsArg::Tightest,
+                "tightest (ttl 20, loop_wait 1, retry_timeout 3)",
+            ),
+        ] {
+            let report = drill_on(
+                topology,
+                Engine::Patroni,
+                timings,
+                args.rounds,
+                args,
+                runner,
+            )?;
+            row(
+                table,
+                &format!("Patroni 4.1.5, {list}, {which}"),
+                &major,
+                &report,
+                |r| r.crash_to_promoted_ms,
+            );
+        }
+        down(topology, runner)?;
     }
-    down(topology, runner)?;
     Ok(())
 }
 
@@ -253,8 +270,8 @@ fn drill_on(
             patroni_timings: timings,
             plot: args.plot.as_ref().map(|dir| {
                 let tag = match engine {
-                    Engine::Pgrepl => String::new(),
                     Engine::Patroni => format!("-patroni-{timings:?}").to_lowercase(),
+                    _ => String::new(),
                 };
                 dir.join(format!("failover-{stem}{tag}.svg"))
             }),

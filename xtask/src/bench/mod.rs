@@ -161,6 +161,11 @@ struct Output {
 pub const PORT_BASE_MAX: u16 = 65535 - 1000 - 20;
 
 pub fn run(args: &BenchArgs, runner: &dyn Runner) -> Result<()> {
+    if let Some(e) = args.compare {
+        if e.runs_here()? != crate::cli::Engine::Patroni {
+            anyhow::bail!("--compare takes patroni: the tool's own engine is always measured");
+        }
+    }
     if let Some(p) = &args.json {
         crate::fsx::check_writable(p, "--json")?;
     }
@@ -422,6 +427,26 @@ fn bench_topology(
     // The same checks as every topology.
     project::load_valid(&path)?;
     Ok(path)
+}
+
+/// The bench topology at `path` with `ANY 1` instead of `FIRST 1`, as a
+/// cluster of its own name (`<name>q`, on the same ports: the two never run
+/// at once).
+pub fn quorum_variant(path: &Path) -> Result<PathBuf> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let loaded = project::load_valid(path)?;
+    let name = loaded.topology.name();
+    let q = format!("{name}q");
+    let body = text
+        .replacen(&format!("name = \"{name}\""), &format!("name = \"{q}\""), 1)
+        .replacen("FIRST 1 (", "ANY 1 (", 1);
+    let out = bench_dir().join(format!("{q}.toml"));
+    project::write_if_changed(&out, &body)?;
+    if project::load_valid(&out)?.topology.name() != q {
+        anyhow::bail!("the quorum variant of {} kept its name", path.display());
+    }
+    Ok(out)
 }
 
 /// A bench cluster from nothing: removed with its data, then set up.

@@ -85,18 +85,21 @@ pub fn compose_file(c: &Cluster) -> PathBuf {
 }
 
 /// The same cluster, with Compose commands going to its Patroni file.
-/// The cluster run by Patroni. The Patroni image holds PostgreSQL 15
-/// (Debian bookworm's patroni 3.0.2): a topology of another major is
-/// refused, never run on 15 behind the user's back.
+/// The cluster run by Patroni. The Patroni image holds one major (see
+/// [`crate::debian_image::PATRONI_WHAT`]): a topology of another major is
+/// refused, never run on that one behind the user's back.
 pub fn engine<'r>(c: Cluster<'r>) -> Result<Cluster<'r>> {
     let major = crate::debian_image::PATRONI_MAJOR;
     match c.topology().cluster.declared_major() {
         Some(m) if m.get() == major => {}
         other => bail!(
-            "the Patroni engine runs PostgreSQL {major} (Debian bookworm's patroni 3.0.2 in {IMAGE}), but {} asks for {}: \
+            "the Patroni engine runs PostgreSQL {major} ({} in {IMAGE}), but {} asks for {}: \
              set `postgres = {major}` in its [cluster] to run it under Patroni",
+            crate::debian_image::PATRONI_WHAT,
             c.path(),
-            other.map(|m| format!("PostgreSQL {m}")).unwrap_or_else(|| "an image of its own".into())
+            other
+                .map(|m| format!("PostgreSQL {m}"))
+                .unwrap_or_else(|| "an image of its own".into())
         ),
     }
     let file = compose_file(&c);
@@ -201,13 +204,18 @@ fn problems(c: &Cluster, members: &[Member]) -> Vec<String> {
             _ => {}
         }
     }
-    let want = sync_count(c);
-    let have = members
-        .iter()
-        .filter(|m| m.role == MemberRole::SyncStandby)
-        .count();
+    // FIRST n: n sync_standby members; ANY n: at least n quorum_standby
+    // members (Patroni 4.1's quorum mode).
+    let (want, role) = match crate::ops::live::configured_sync_names(c.topology()) {
+        Some(s) if s.method == cluster_config::syncrep::Method::Any => {
+            (s.num_sync, MemberRole::QuorumStandby)
+        }
+        Some(s) => (s.num_sync, MemberRole::SyncStandby),
+        None => (0, MemberRole::SyncStandby),
+    };
+    let have = members.iter().filter(|m| m.role == role).count();
     if have < want as usize {
-        out.push(format!("{have} sync_standby member(s), {want} wanted"));
+        out.push(format!("{have} {role} member(s), {want} wanted"));
     }
     out
 }
@@ -306,14 +314,17 @@ pub fn setup(c: &Cluster, runner: &dyn Runner, timings: Timings, timeout: Durati
         );
     }
     if !c.docker().has_image(runner, IMAGE)? {
-        say!("image {IMAGE} is not in the Docker engine: building it from Debian packages (postgresql-15, patroni, etcd-server)");
+        say!(
+            "image {IMAGE} is not in the Docker engine: building it from Debian packages ({})",
+            crate::debian_image::PATRONI_WHAT
+        );
         crate::debian_image::build(
             &crate::debian_image::Spec {
                 tag: IMAGE.into(),
                 major: cluster_config::version::Major::new(crate::debian_image::PATRONI_MAJOR)
                     .map_err(anyhow::Error::msg)?,
                 mirror: None,
-                suite: "bookworm".into(),
+                suite: crate::debian_image::PATRONI_SUITE.into(),
                 force: false,
                 patroni: true,
             },

@@ -333,8 +333,14 @@ fn write_node_conf(c: &Cluster, node: &str, subnet: Option<&Cidr>, bootstrap: bo
             access: Access::Public,
         })?;
     }
-    if changed && c.is_running(node)? && c.ready(node) {
+    // A running server is reloaded even when the file did not change: a run
+    // killed between writing it and the reload left the server on the old
+    // settings, and the file alone cannot tell.
+    if c.is_running(node)? && c.ready(node) {
         c.sql_mut(node, "SELECT pg_reload_conf()")?;
+        if !changed {
+            return Ok(());
+        }
         // PostgreSQL's catalogue says which changes a reload cannot apply.
         let restart: Vec<String> = cluster_config::pgconf::changed_settings(&old_conf, &conf)
             .into_iter()

@@ -191,6 +191,7 @@ pub fn execute(topology: &Path, args: &Plan, runner: &dyn Runner) -> Result<Dril
 
 /// What can be refused before the first fault.
 fn check_plan(args: &Plan) -> Result<()> {
+    args.engine.runs_here()?;
     if args.no_rejoin && args.rounds > 1 {
         bail!("--no-rejoin leaves a node down, so a second round would start from an unhealthy cluster: use one round");
     }
