@@ -47,7 +47,11 @@ fn parse_host(v: &str) -> Result<(NodeName, Host), String> {
         .split_once('=')
         .ok_or_else(|| format!("`{v}` is not NODE=HOST"))?;
     let node: NodeName = node.parse().map_err(|e| format!("{e}"))?;
-    Ok((node, host.parse()?))
+    Ok((
+        node,
+        host.parse()
+            .map_err(|e: cluster_config::patroni::HostError| e.to_string())?,
+    ))
 }
 
 pub fn run(args: &ExportArgs) -> Result<()> {

@@ -44,7 +44,24 @@ pub fn parse_bool(raw: &str) -> Option<bool> {
 /// Parses an integer setting with an optional unit, returning the value in
 /// the setting's base unit (bytes for memory, microseconds for time), or the
 /// plain number for unit-less integers. `-1` (often "disabled") is kept as is.
-pub fn parse_quantity(raw: &str, kind: Kind) -> Result<i128, String> {
+/// Why a value is not a quantity of its setting.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum QuantityError {
+    #[error("`{0}` is not a number with an optional unit")]
+    NotNumber(String),
+    #[error("`{0}` is not a numeric setting")]
+    NotNumeric(String),
+    #[error("`{0}`: this setting takes no unit")]
+    NoUnit(String),
+    #[error("`{raw}`: unknown unit `{unit}` (valid units are {valid}; they are case-sensitive)")]
+    UnknownUnit {
+        raw: String,
+        unit: String,
+        valid: String,
+    },
+}
+
+pub fn parse_quantity(raw: &str, kind: Kind) -> Result<i128, QuantityError> {
     let v = raw.trim();
     let split = v
         .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '-' || c == '+'))
@@ -52,7 +69,7 @@ pub fn parse_quantity(raw: &str, kind: Kind) -> Result<i128, String> {
     let (num, unit) = (v[..split].trim(), v[split..].trim());
     let number: f64 = num
         .parse()
-        .map_err(|_| format!("`{raw}` is not a number with an optional unit"))?;
+        .map_err(|_| QuantityError::NotNumber(raw.to_string()))?;
     let (scale, units): (u64, &[(&str, u64)]) = match kind {
         Kind::Int => (1, &[]),
         Kind::Memory(base) => (
@@ -76,7 +93,7 @@ pub fn parse_quantity(raw: &str, kind: Kind) -> Result<i128, String> {
                 ("d", 86_400_000_000),
             ],
         ),
-        _ => return Err(format!("`{raw}` is not a numeric setting")),
+        _ => return Err(QuantityError::NotNumeric(raw.to_string())),
     };
     if number < 0.0 {
         return Ok(number as i128);
@@ -89,12 +106,13 @@ pub fn parse_quantity(raw: &str, kind: Kind) -> Result<i128, String> {
             None => {
                 let valid: Vec<&str> = units.iter().map(|(u, _)| *u).collect();
                 return Err(if valid.is_empty() {
-                    format!("`{raw}`: this setting takes no unit")
+                    QuantityError::NoUnit(raw.to_string())
                 } else {
-                    format!(
-                        "`{raw}`: unknown unit `{unit}` (valid units are {}; they are case-sensitive)",
-                        valid.join(", ")
-                    )
+                    QuantityError::UnknownUnit {
+                        raw: raw.to_string(),
+                        unit: unit.to_string(),
+                        valid: valid.join(", "),
+                    }
                 });
             }
         }
@@ -250,7 +268,7 @@ mod tests {
             128 * 8192
         );
         assert_eq!(parse_quantity("1.5GB", mb).unwrap(), 3 << 29);
-        let err = parse_quantity("1gb", mb).unwrap_err();
+        let err = parse_quantity("1gb", mb).unwrap_err().to_string();
         assert!(err.contains("case-sensitive"), "{err}");
         assert!(parse_quantity("12", Kind::Int).is_ok());
         assert!(parse_quantity("12MB", Kind::Int).is_err());

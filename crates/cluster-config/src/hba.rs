@@ -477,7 +477,7 @@ fn parse_address(
                 })?;
                 next = 5;
                 note_octal(host, ip, lineno, warnings);
-                Address::Cidr(Cidr::from_mask(ip, mask)?)
+                Address::Cidr(Cidr::from_mask(ip, mask).map_err(|e| e.to_string())?)
             }
             (None, Some(_)) => {
                 return Err(format!(

@@ -19,10 +19,19 @@ impl Lsn {
     }
 }
 
+/// A value PostgreSQL answered with that does not read as its type.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LiveParseError {
+    #[error("`{0}` is not a WAL position (hi/lo in hexadecimal)")]
+    Lsn(String),
+    #[error("unknown sync_state `{0}`")]
+    SyncState(String),
+}
+
 impl FromStr for Lsn {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Lsn, String> {
-        let bad = || format!("`{s}` is not a WAL position (hi/lo in hexadecimal)");
+    type Err = LiveParseError;
+    fn from_str(s: &str) -> Result<Lsn, LiveParseError> {
+        let bad = || LiveParseError::Lsn(crate::names::shown(s));
         let (hi, lo) = s.trim().split_once('/').ok_or_else(bad)?;
         let hi = u32::from_str_radix(hi, 16).map_err(|_| bad())?;
         let lo = u32::from_str_radix(lo, 16).map_err(|_| bad())?;
@@ -73,14 +82,14 @@ pub enum SyncState {
 }
 
 impl FromStr for SyncState {
-    type Err = String;
-    fn from_str(s: &str) -> Result<SyncState, String> {
+    type Err = LiveParseError;
+    fn from_str(s: &str) -> Result<SyncState, LiveParseError> {
         Ok(match s.trim() {
             "sync" => SyncState::Sync,
             "potential" => SyncState::Potential,
             "quorum" => SyncState::Quorum,
             "async" => SyncState::Async,
-            other => return Err(format!("unknown sync_state `{other}`")),
+            other => return Err(LiveParseError::SyncState(crate::names::shown(other))),
         })
     }
 }

@@ -11,26 +11,43 @@ pub struct Cidr {
     prefix: u8,
 }
 
+/// Why an address block is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CidrError {
+    #[error("prefix length /{prefix} is longer than {max} bits")]
+    PrefixTooLong { prefix: u8, max: u8 },
+    #[error("mask {mask} is not of the same family as {addr}")]
+    MixedFamilies { mask: IpAddr, addr: IpAddr },
+    #[error("{0} is not a contiguous netmask")]
+    NotContiguous(IpAddr),
+    #[error("`{0}` is not an IP address or CIDR block")]
+    NotAddress(String),
+    #[error("`{block}`: prefix length `{prefix}` is not a number")]
+    BadPrefix { block: String, prefix: String },
+    #[error("`{block}`: {why}")]
+    In { block: String, why: Box<CidrError> },
+}
+
 impl Cidr {
-    pub fn new(addr: IpAddr, prefix: u8) -> Result<Self, String> {
+    pub fn new(addr: IpAddr, prefix: u8) -> Result<Self, CidrError> {
         let max = max_prefix(&addr);
         if prefix > max {
-            return Err(format!("prefix length /{prefix} is longer than {max} bits"));
+            return Err(CidrError::PrefixTooLong { prefix, max });
         }
         Ok(Cidr { addr, prefix })
     }
 
     /// Builds a block from an address and a netmask (`255.255.0.0`), as the
     /// two-column form of `pg_hba.conf` writes it.
-    pub fn from_mask(addr: IpAddr, mask: IpAddr) -> Result<Self, String> {
+    pub fn from_mask(addr: IpAddr, mask: IpAddr) -> Result<Self, CidrError> {
         let (bits, width) = match (addr, mask) {
             (IpAddr::V4(_), IpAddr::V4(m)) => (u128::from(u32::from(m)) << 96, 32),
             (IpAddr::V6(_), IpAddr::V6(m)) => (u128::from(m), 128),
-            _ => return Err(format!("mask {mask} is not of the same family as {addr}")),
+            _ => return Err(CidrError::MixedFamilies { mask, addr }),
         };
         let prefix = bits.leading_ones();
         if bits.checked_shl(prefix).unwrap_or(0) != 0 {
-            return Err(format!("{mask} is not a contiguous netmask"));
+            return Err(CidrError::NotContiguous(mask));
         }
         debug_assert!(prefix <= width);
         Cidr::new(addr, prefix as u8)
@@ -109,23 +126,27 @@ impl fmt::Display for Cidr {
 }
 
 impl FromStr for Cidr {
-    type Err = String;
+    type Err = CidrError;
 
-    fn from_str(s: &str) -> Result<Self, String> {
+    fn from_str(s: &str) -> Result<Self, CidrError> {
         let (addr, prefix) = match s.split_once('/') {
             Some((a, p)) => (a, Some(p)),
             None => (s, None),
         };
         let addr: IpAddr = addr
             .parse()
-            .map_err(|_| format!("`{s}` is not an IP address or CIDR block"))?;
+            .map_err(|_| CidrError::NotAddress(s.to_string()))?;
         let prefix = match prefix {
-            Some(p) => p
-                .parse::<u8>()
-                .map_err(|_| format!("`{s}`: prefix length `{p}` is not a number"))?,
+            Some(p) => p.parse::<u8>().map_err(|_| CidrError::BadPrefix {
+                block: s.to_string(),
+                prefix: p.to_string(),
+            })?,
             None => max_prefix(&addr),
         };
-        Cidr::new(addr, prefix).map_err(|e| format!("`{s}`: {e}"))
+        Cidr::new(addr, prefix).map_err(|e| CidrError::In {
+            block: s.to_string(),
+            why: Box::new(e),
+        })
     }
 }
 
@@ -193,7 +214,9 @@ impl FromStr for Subnet {
                 format!("subnet `{shown}` needs a prefix length, such as 172.21.0.0/16"),
             ));
         }
-        let c: Cidr = s.parse().map_err(|m| e("subnet-syntax", m))?;
+        let c: Cidr = s
+            .parse()
+            .map_err(|m: CidrError| e("subnet-syntax", m.to_string()))?;
         if c.addr().is_ipv6() {
             return Err(e(
                 "subnet-ipv6",

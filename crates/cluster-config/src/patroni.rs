@@ -81,10 +81,27 @@ fn unusable(ip: std::net::IpAddr) -> Option<&'static str> {
     }
 }
 
-impl FromStr for Host {
-    type Err = String;
+/// Why a value cannot be where another machine reaches a node.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HostError {
+    #[error("`{0}`: only IPv6 addresses are written in brackets")]
+    BracketedIpv4(String),
+    #[error("`{shown}` is {why}; give the address other machines reach this node at")]
+    Unusable { shown: String, why: &'static str },
+    #[error("`{0}` is not a valid IPv6 address")]
+    BadIpv6(String),
+    #[error("`{0}` is neither an IP address nor a host name (letters, digits and `-` in labels of at most 63, separated by `.`)")]
+    NotHost(String),
+    #[error("`{0}` is not an IPv4 address in dotted-quad form (four numbers from 0 to 255, no leading zeros), and as a host name it would be read as one")]
+    NumericName(String),
+    #[error("`{0}` is the loopback host: every host would reach itself; give the name other machines reach this node at")]
+    Localhost(String),
+}
 
-    fn from_str(v: &str) -> Result<Host, String> {
+impl FromStr for Host {
+    type Err = HostError;
+
+    fn from_str(v: &str) -> Result<Host, HostError> {
         let shown = crate::names::shown(v);
         // `[fd00::1]`, as URLs write it, is accepted too.
         let bare = v
@@ -93,20 +110,16 @@ impl FromStr for Host {
             .unwrap_or(v);
         if let Ok(ip) = bare.parse::<std::net::IpAddr>() {
             if bare != v && ip.is_ipv4() {
-                return Err(format!(
-                    "`{shown}`: only IPv6 addresses are written in brackets"
-                ));
+                return Err(HostError::BracketedIpv4(shown));
             }
             let ip = ip.to_canonical();
             if let Some(why) = unusable(ip) {
-                return Err(format!(
-                    "`{shown}` is {why}; give the address other machines reach this node at"
-                ));
+                return Err(HostError::Unusable { shown, why });
             }
             return Ok(Host::Ip(ip));
         }
         if bare != v || v.contains(':') {
-            return Err(format!("`{shown}` is not a valid IPv6 address"));
+            return Err(HostError::BadIpv6(shown));
         }
         let name = v.strip_suffix('.').unwrap_or(v).to_ascii_lowercase();
         let label_ok = |l: &str| {
@@ -117,9 +130,7 @@ impl FromStr for Host {
                 && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
         };
         if name.is_empty() || name.len() > 253 || !name.split('.').all(label_ok) {
-            return Err(format!(
-                "`{shown}` is neither an IP address nor a host name (letters, digits and `-` in labels of at most 63, separated by `.`)"
-            ));
+            return Err(HostError::NotHost(shown));
         }
         // A name whose last label is a number is read as an IPv4 address by
         // resolvers (`010.0.0.2` is 8.0.0.2 to inet_aton, `10.2` is 10.0.0.2).
@@ -128,14 +139,10 @@ impl FromStr for Host {
             .next()
             .is_some_and(|l| l.chars().all(|c| c.is_ascii_digit()))
         {
-            return Err(format!(
-                "`{shown}` is not an IPv4 address in dotted-quad form (four numbers from 0 to 255, no leading zeros), and as a host name it would be read as one"
-            ));
+            return Err(HostError::NumericName(shown));
         }
         if name == "localhost" || name.ends_with(".localhost") {
-            return Err(format!(
-                "`{shown}` is the loopback host: every host would reach itself; give the name other machines reach this node at"
-            ));
+            return Err(HostError::Localhost(shown));
         }
         Ok(Host::Name(name))
     }

@@ -399,7 +399,7 @@ impl Setting {
             VarType::String => Ok(()),
             VarType::Integer | VarType::Real => {
                 let kind = self.kind();
-                let base = guc::parse_quantity(raw, kind)?;
+                let base = guc::parse_quantity(raw, kind).map_err(|e| e.to_string())?;
                 if self.vartype == VarType::Integer && kind == Kind::Int {
                     let t = raw.trim();
                     if t.contains(['.', 'e', 'E'])

@@ -30,12 +30,9 @@ pub const DEFAULT: Major = Major(17);
 
 impl Major {
     /// A major in the range the tool drives ([`OLDEST`] to [`NEWEST`]).
-    pub fn new(n: u32) -> Result<Major, String> {
+    pub fn new(n: u32) -> Result<Major, VersionError> {
         if !(OLDEST.0..=NEWEST.0).contains(&n) {
-            return Err(format!(
-                "PostgreSQL {n} is not supported: the tool drives {} to {}",
-                OLDEST.0, NEWEST.0
-            ));
+            return Err(VersionError::Unsupported(n));
         }
         Ok(Major(n))
     }
@@ -76,17 +73,30 @@ impl fmt::Display for Major {
 }
 
 impl FromStr for Major {
-    type Err = String;
+    type Err = VersionError;
 
-    fn from_str(s: &str) -> Result<Major, String> {
-        let n: u32 = s.trim().parse().map_err(|_| {
-            format!(
-                "`{}` is not a PostgreSQL major version such as 17",
-                crate::names::shown(s)
-            )
-        })?;
+    fn from_str(s: &str) -> Result<Major, VersionError> {
+        let n: u32 = s
+            .trim()
+            .parse()
+            .map_err(|_| VersionError::NotMajor(crate::names::shown(s)))?;
         Major::new(n)
     }
+}
+
+/// Why a major or a version line is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum VersionError {
+    #[error("PostgreSQL {0} is not supported: the tool drives {OLDEST} to {NEWEST}")]
+    Unsupported(u32),
+    #[error("`{0}` is not a PostgreSQL major version such as 17")]
+    NotMajor(String),
+    #[error("`{0}` is not what `postgres --version` prints")]
+    NotVersionLine(String),
+    #[error("no major version in `{0}`")]
+    NoMajor(String),
+    #[error("PostgreSQL {0} is too old: the tool drives {OLDEST} to {NEWEST}")]
+    TooOld(String),
 }
 
 impl<'de> serde::Deserialize<'de> for Major {
@@ -95,7 +105,7 @@ impl<'de> serde::Deserialize<'de> for Major {
         Major::new(n).map_err(|m| {
             serde::de::Error::custom(crate::names::tagged(&crate::names::NameError {
                 code: "postgres-major",
-                message: m,
+                message: m.to_string(),
             }))
         })
     }
@@ -120,17 +130,12 @@ pub struct ServerVersion {
 /// Reads `postgres --version` (`postgres (PostgreSQL) 17.6 (Debian
 /// 17.6-0+deb13u1)`, `postgres (PostgreSQL) 16.4`, Alpine's and the
 /// official images' alike). 9.x and older majors are refused.
-pub fn parse_version_line(line: &str) -> Result<ServerVersion, String> {
+pub fn parse_version_line(line: &str) -> Result<ServerVersion, VersionError> {
     let line = line.trim();
     let rest = line
         .lines()
         .find_map(|l| l.trim().strip_prefix("postgres (PostgreSQL) "))
-        .ok_or_else(|| {
-            format!(
-                "`{}` is not what `postgres --version` prints",
-                crate::names::shown(line)
-            )
-        })?;
+        .ok_or_else(|| VersionError::NotVersionLine(crate::names::shown(line)))?;
     let (version, build) = match rest.split_once(' ') {
         Some((v, b)) => (v, b.trim()),
         None => (rest, ""),
@@ -138,11 +143,9 @@ pub fn parse_version_line(line: &str) -> Result<ServerVersion, String> {
     let digits: String = version.chars().take_while(|c| c.is_ascii_digit()).collect();
     let n: u32 = digits
         .parse()
-        .map_err(|_| format!("no major version in `{}`", crate::names::shown(version)))?;
+        .map_err(|_| VersionError::NoMajor(crate::names::shown(version)))?;
     if n < 10 && version[digits.len()..].starts_with('.') {
-        return Err(format!(
-            "PostgreSQL {version} is too old: the tool drives {OLDEST} to {NEWEST}"
-        ));
+        return Err(VersionError::TooOld(version.to_string()));
     }
     Ok(ServerVersion {
         major: Major::new(n)?,
