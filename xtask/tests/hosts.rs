@@ -196,6 +196,10 @@ fn exported_patroni_files_run_on_three_hosts() {
             &format!("127.0.0.1:{}:5432", h.pg_port),
             "-p",
             &format!("127.0.0.1:{}:8008", h.rest_port),
+            // An init that reaps orphans, as every host has: Patroni waits
+            // for a single-user postgres it daemonised, and a zombie under
+            // a bare `sleep` would look alive to it forever.
+            "--init",
             "--entrypoint",
             "sleep",
             IMAGE_PATRONI,
@@ -487,6 +491,8 @@ fn wait_or_dump(what: &str, timeout: Duration, hosts: &[Host], mut f: impl FnMut
     while !f() {
         if Instant::now() >= deadline {
             for h in hosts {
+                let (_, ps) = docker(&["exec", &h.container, "ps", "-eo", "pid,etime,args"]);
+                println!("--- {} processes:\n{ps}", h.node);
                 for unit in ["etcd", "patroni"] {
                     let (_, log) = docker(&[
                         "exec",
