@@ -31,14 +31,18 @@ int main(int argc, char **argv) {
         name[n - 4] = 0;
     const char *log = getenv("PGREPL_FAKE_LOG");
     if (log) {
+        /* One line, one write: nodes are probed in parallel, and lines
+           written piece by piece could interleave. */
+        static char line[16384];
+        size_t len = (size_t)snprintf(line, sizeof line, "%s", name);
+        for (int i = 1; i < argc && len < sizeof line; i++)
+            len += (size_t)snprintf(line + len, sizeof line - len, " | %s", argv[i]);
+        if (len >= sizeof line - 1) len = sizeof line - 2;
+        line[len++] = '\n';
         FILE *f = fopen(log, "ab");
         if (f) {
-            fputs(name, f);
-            for (int i = 1; i < argc; i++) {
-                fputs(" | ", f);
-                fputs(argv[i], f);
-            }
-            fputs("\n", f);
+            setvbuf(f, NULL, _IOFBF, sizeof line);
+            fwrite(line, 1, len, f);
             fclose(f);
         }
     }
