@@ -31,8 +31,8 @@ pub struct ImageArgs {
     /// Rebuild even when the image is present
     #[arg(long)]
     pub force: bool,
-    /// Also install Patroni and etcd (Debian bookworm's patroni 3.0.2 with
-    /// PostgreSQL 18, from Debian forky); the tag then defaults to pgrepl/patroni:18
+    /// Also install Patroni and etcd (Debian forky's patroni 4.1.5, its etcd
+    /// client and etcd, with PostgreSQL 18); the tag then defaults to pgrepl/patroni:18
     #[arg(long)]
     pub patroni: bool,
     /// Print the commands instead of running them

@@ -1,6 +1,7 @@
 //! The Patroni engine on Docker Compose: the same topology run by Patroni
-//! 3.0 and a three-member etcd, set up and read by the tool, which then only
-//! watches (Patroni detects failures and promotes).
+//! 4.1 (Debian forky's 4.1.5, with PostgreSQL 18) and a three-member etcd,
+//! set up and read by the tool, which then only watches (Patroni detects
+//! failures and promotes).
 //!
 //! Members are read from Patroni's REST API (`GET /cluster`) on each node's
 //! published REST port (see `cluster_config::patroni::rest_port`).
@@ -449,8 +450,8 @@ pub fn setup(c: &Cluster, runner: &dyn Runner, timings: Timings, timeout: Durati
 }
 
 /// What the leader's `pg_stat_replication` says Patroni's member list does
-/// not: every other node streams from it (Patroni 3.0 calls a replica
-/// `running` before it streams).
+/// not: every other node streams from it (a member list read at the wrong
+/// moment still shows a replica that has not connected yet as `running`).
 fn streaming_problems(c: &Cluster, members: &[Member]) -> Result<Vec<String>> {
     let Some(leader) = leader(members) else {
         return Ok(vec!["no leader".into()]);
