@@ -16,6 +16,7 @@ mod debian_image;
 mod docker;
 mod down;
 mod drill;
+mod drill_report;
 mod export;
 mod failover;
 mod fsx;
@@ -74,6 +75,7 @@ pub enum Command {
     Switchover(switchover::SwitchoverArgs),
     Rejoin(rejoin::RejoinArgs),
     FailoverDrill(drill::DrillArgs),
+    DrillReport(drill_report::DrillReportArgs),
     Status(status::StatusArgs),
     Down(down::DownArgs),
     Bench(bench::BenchArgs),
@@ -114,6 +116,7 @@ fn main() {
         Command::FailoverDrill(args) => {
             runner::for_flags(false).and_then(|r| drill::run(&args, r.as_ref()))
         }
+        Command::DrillReport(args) => drill_report::run(&args),
         Command::Status(args) => {
             runner::for_flags(false).and_then(|r| status::run(&args, r.as_ref()))
         }

@@ -13,7 +13,8 @@
 //! Split by concern: [`writer`] (the load), [`ledger`] (the accounting,
 //! pure), [`fault`] (the injection), [`round`] (one round with this tool's
 //! engine), [`patroni`] (one round under Patroni), [`history`] (every
-//! operation as JSON Lines), [`plot`], [`user`] (the user's own commands,
+//! operation as JSON Lines), [`plot`], [`summary`] (reports as README's
+//! table), [`user`] (the user's own commands,
 //! timed), and the run and its report here.
 
 pub mod fault;
@@ -22,6 +23,7 @@ pub mod ledger;
 pub mod patroni;
 pub mod plot;
 pub mod round;
+pub mod summary;
 pub mod user;
 pub mod writer;
 
@@ -33,7 +35,7 @@ use crate::runner::Runner;
 use anyhow::{bail, Result};
 use cluster_config::live::LiveRole;
 use fault::Fault;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -63,8 +65,9 @@ pub struct Plan {
     pub timeout: u64,
 }
 
-/// One round, as the JSON report holds it.
-#[derive(Debug, Clone, Serialize, Default)]
+/// One round, as the JSON report holds it (and `drill-report` reads it
+/// back).
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
 pub struct RoundReport {
     pub round: u32,
     /// Who failed over: `pgrepl` (this tool) or `patroni`.
