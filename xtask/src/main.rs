@@ -11,7 +11,6 @@ mod bench;
 mod catalogue;
 mod cli;
 mod cluster;
-mod cnpg_export;
 mod debian_image;
 mod docker;
 mod down;

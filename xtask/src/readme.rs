@@ -15,7 +15,7 @@ const FOLDERS: &[(&str, &str)] = &[
     ("compose/", "the presets' generated Compose files (do not edit; `cargo xtask render`); other topologies' go to `state/<cluster>/compose.yml`"),
     ("state/", "git-ignored runtime state: data and backup folders, rendered node configs, the generated `secrets.env`, the image record; `state/.images/` caches each image's version and catalogue"),
     ("crates/cluster-config/tests/corpus/", "the bad-input corpus: one file per case with the rule it must raise (`topology/`, `conf/`, `cli/`); run through the library (`tests/corpus.rs`, also under Wine) and through the binary (`xtask/tests/corpus.rs`)"),
-    ("xtask/tests/", "end-to-end tests on real clusters (`e2e.rs`, `majors.rs`) around a shared harness (`common/`), the corpus through the binary (`corpus.rs`), files and inputs (`files.rs`)"),
+    ("xtask/tests/", "end-to-end tests on real clusters (`e2e.rs`, `majors.rs`, every command interrupted at its steps in `interrupt.rs`, the Patroni export on three plain hosts in `hosts.rs`) around a shared harness (`common/`), the corpus through the binary (`corpus.rs`), files and inputs (`files.rs`)"),
     ("xtask/assets/", "fixed scripts run inside containers: the image's entrypoint, the settings catalogue reader"),
     (".ci/", "`test` (the test command), `deps` (what it installs first), `compose-v2`, `run` (CI: runs `test`), `windows-lane`"),
 ];
@@ -55,6 +55,7 @@ fn layer(rel: &str) -> &'static str {
         "project.rs",
         "runner.rs",
         "secrets.rs",
+        "steps.rs",
         "wait.rs",
     ];
     let name = rel.strip_prefix("xtask/src/").unwrap_or(rel);
@@ -234,5 +235,84 @@ mod tests {
             }
             panic!("README's Patroni steps are stale: run `PGREPL_BLESS=1 cargo test -p xtask --bin xtask readme`");
         }
+    }
+
+    /// The layer of a top-level module of `xtask/src` by its name.
+    fn module_layer(module: &str) -> &'static str {
+        let src = project::root().join("xtask/src");
+        if src.join(module).is_dir() {
+            layer(&format!("xtask/src/{module}/"))
+        } else {
+            layer(&format!("xtask/src/{module}.rs"))
+        }
+    }
+
+    /// No module reaches up: foundation below operations below tasks, and
+    /// tasks never use one another (a task's own folder, such as `bench/`,
+    /// is one task). Read from every `crate::<module>` path in the code,
+    /// test modules excluded.
+    #[test]
+    fn no_module_imports_from_a_layer_above_it() {
+        let rank = |l: &str| match l {
+            "foundation" => 0,
+            "operations" => 1,
+            "task" => 2,
+            _ => 3,
+        };
+        let src = project::root().join("xtask/src");
+        let mut wrong = Vec::new();
+        for e in walkdir::WalkDir::new(&src) {
+            let e = e.unwrap();
+            if e.path().extension().is_none_or(|x| x != "rs") {
+                continue;
+            }
+            let rel = e
+                .path()
+                .strip_prefix(&src)
+                .unwrap()
+                .to_string_lossy()
+                .replace('\\', "/");
+            let top = rel
+                .split('/')
+                .next()
+                .unwrap()
+                .trim_end_matches(".rs")
+                .to_string();
+            let from = module_layer(&top);
+            if from == "tests" || from == "entry" {
+                continue;
+            }
+            let text = std::fs::read_to_string(e.path()).unwrap();
+            // Unit tests may reach anywhere.
+            let code = text.split("#[cfg(test)]\nmod tests").next().unwrap();
+            // Code only: a doc link is not an import.
+            let code: String = code
+                .lines()
+                .filter(|l| !l.trim_start().starts_with("//"))
+                .collect::<Vec<_>>()
+                .join("\n");
+            for (i, _) in code.match_indices("crate::") {
+                let name: String = code[i + 7..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect();
+                if name.is_empty() || name == top {
+                    continue;
+                }
+                let to = module_layer(&name);
+                let up = rank(to) > rank(from);
+                let sideways = from == "task" && to == "task";
+                if up || sideways || to == "tests" {
+                    wrong.push(format!("{rel} ({from}) uses crate::{name} ({to})"));
+                }
+            }
+        }
+        wrong.sort();
+        wrong.dedup();
+        assert!(
+            wrong.is_empty(),
+            "imports against the layers:\n{}",
+            wrong.join("\n")
+        );
     }
 }

@@ -3,7 +3,7 @@
 //! (the cluster's own when it has one). What CloudNativePG does its own way
 //! is printed; what would change durability is refused with nothing written.
 
-use crate::export::ExportArgs;
+use super::ExportArgs;
 use crate::{fsx, project};
 use anyhow::{bail, Result};
 use cluster_config::cnpg;

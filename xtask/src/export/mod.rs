@@ -2,6 +2,8 @@
 //! Patroni on several hosts (one `patroni.yml` per node, each etcd member's
 //! settings, and the passwords in an owner-only file of their own).
 
+mod cnpg;
+
 use crate::secrets::generate_password;
 use crate::{fsx, project};
 use anyhow::{bail, Result};
@@ -58,7 +60,7 @@ pub fn run(args: &ExportArgs) -> Result<()> {
     let loaded = project::load_valid(&args.topology.resolve())?;
     match args.engine {
         crate::cli::Engine::Patroni => patroni_files(args, &loaded),
-        crate::cli::Engine::CloudnativePg => crate::cnpg_export::run(args, &loaded),
+        crate::cli::Engine::CloudnativePg => cnpg::run(args, &loaded),
         crate::cli::Engine::Pgrepl => bail!(
             "the tool's own engine needs no export: `cargo xtask render` writes its Compose file and configurations"
         ),
