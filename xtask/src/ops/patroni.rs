@@ -256,6 +256,62 @@ pub fn leader(members: &[Member]) -> Option<String> {
 
 /// From nothing to a Patroni cluster of the topology, verified.
 pub fn setup(c: &Cluster, runner: &dyn Runner, timings: Timings, timeout: Duration) -> Result<()> {
+    preflight(c, runner)?;
+    ensure_image(c, runner)?;
+    let mut layout = refuse_what_patroni_cannot_express(c, timings)?;
+    let secrets = c.secrets()?;
+    if !runner.dry_run() {
+        write_cluster_files(c, &secrets)?;
+    }
+    runner.run(&c.compose()?.args(["up", "--no-start"]))?;
+    // Replication may come from the cluster network only.
+    let subnet = match crate::ops::container::subnet(c)? {
+        Some(cidr) => cidr.to_string(),
+        None if runner.dry_run() => "<subnet>".into(),
+        None => bail!("the cluster network has no IPv4 subnet"),
+    };
+    layout.replication_from = Some(vec![subnet]);
+    let t = c.topology();
+    let files = patroni::render(t, &layout).map_err(|e| anyhow::anyhow!(e.join("; ")))?;
+    if !runner.dry_run() {
+        for (node, yml) in &files.nodes {
+            let dir = c.state_dir().join("patroni").join(node);
+            std::fs::create_dir_all(&dir)?;
+            project::write_if_changed(&dir.join("patroni.yml"), yml)?;
+        }
+    }
+    for n in &t.nodes {
+        runner.run(&one_off_as(c, n.name(), "install", Some("0"), &[])?.args([
+            "-d",
+            "-m",
+            "0700",
+            "-o",
+            "postgres",
+            "-g",
+            "postgres",
+            patroni::DATA_DIR,
+        ]))?;
+    }
+    runner.run(&c.compose()?.args(["up", "-d"]))?;
+    if runner.dry_run() {
+        say!("dry run: nothing changed");
+        return Ok(());
+    }
+    let members = wait_healthy(c, timeout)?;
+    let leader = leader(&members).context("no leader")?;
+    create_database(c, &leader)?;
+    if sync_count(c) > 0 {
+        crate::ops::sync::prove_sync_commit(c, &leader, Duration::from_secs(30))?;
+    }
+    say!("\n{}", table(&members));
+    say!("{}: Patroni cluster up; leader {leader}", c.name());
+    Ok(())
+}
+
+/// What is refused before anything changes: a node named like an etcd
+/// service, ports out of range, shared or in use, and a cluster the tool's
+/// own engine runs.
+fn preflight(c: &Cluster, runner: &dyn Runner) -> Result<()> {
     let t = c.topology();
     for n in &t.nodes {
         if patroni::ETCD_SERVICES.contains(&n.name()) {
@@ -267,11 +323,32 @@ pub fn setup(c: &Cluster, runner: &dyn Runner, timings: Timings, timeout: Durati
             );
         }
     }
-    // Ports, as the tool's own engine checks them: every PostgreSQL port
-    // and every REST port (PostgreSQL's + 1000) in range, distinct from
-    // each other, and free unless the node already runs.
+    check_ports(c)?;
+    // The tool's own engine must not be running this cluster.
+    let other = runner.run(
+        &c.docker()
+            .cmd()
+            .args(["ps", "-a", "--filter"])
+            .arg(format!("label={LABEL_CLUSTER}={}", c.name()))
+            .args(["--format", "{{.Label \"io.pgrepl.engine\"}}"])
+            .read_only(),
+    )?;
+    if other.stdout.lines().any(|l| l.trim() != "patroni") {
+        bail!(
+            "cluster {} already runs with this tool's own engine; `cargo xtask down -t {}` first (add --purge to start from empty data)",
+            c.name(),
+            c.path()
+        );
+    }
+    Ok(())
+}
+
+/// Ports, as the tool's own engine checks them: every PostgreSQL port and
+/// every REST port (PostgreSQL's + 1000) in range, distinct from each
+/// other, and free unless the node already runs.
+fn check_ports(c: &Cluster) -> Result<()> {
     let mut taken: BTreeMap<u32, String> = BTreeMap::new();
-    for n in &t.nodes {
+    for n in &c.topology().nodes {
         let pg = u32::from(*n.port.get_ref());
         let rest = patroni::rest_port(*n.port.get_ref());
         if rest > u32::from(u16::MAX) {
@@ -298,62 +375,49 @@ pub fn setup(c: &Cluster, runner: &dyn Runner, timings: Timings, timeout: Durati
             }
         }
     }
-    // The tool's own engine must not be running this cluster.
-    let other = runner.run(
-        &c.docker()
-            .cmd()
-            .args(["ps", "-a", "--filter"])
-            .arg(format!("label={LABEL_CLUSTER}={}", c.name()))
-            .args(["--format", "{{.Label \"io.pgrepl.engine\"}}"])
-            .read_only(),
-    )?;
-    if other.stdout.lines().any(|l| l.trim() != "patroni") {
-        bail!(
-            "cluster {} already runs with this tool's own engine; `cargo xtask down -t {}` first (add --purge to start from empty data)",
-            c.name(),
-            c.path()
-        );
+    Ok(())
+}
+
+/// The Patroni image, built from Debian packages when absent.
+fn ensure_image(c: &Cluster, runner: &dyn Runner) -> Result<()> {
+    if c.docker().has_image(runner, IMAGE)? {
+        return Ok(());
     }
-    if !c.docker().has_image(runner, IMAGE)? {
-        say!(
-            "image {IMAGE} is not in the Docker engine: building it from Debian packages ({})",
-            crate::debian_image::PATRONI_WHAT
-        );
-        crate::debian_image::build(
-            &crate::debian_image::Spec {
-                tag: IMAGE.into(),
-                major: cluster_config::version::Major::new(crate::debian_image::PATRONI_MAJOR)
-                    .map_err(anyhow::Error::msg)?,
-                mirror: None,
-                suite: crate::debian_image::PATRONI_SUITE.into(),
-                force: false,
-                patroni: true,
-            },
-            runner,
-        )?;
-    }
-    // What Patroni cannot express is refused before anything is written.
-    let names: BTreeMap<String, Host> = t
+    say!(
+        "image {IMAGE} is not in the Docker engine: building it from Debian packages ({})",
+        crate::debian_image::PATRONI_WHAT
+    );
+    crate::debian_image::build(
+        &crate::debian_image::Spec {
+            tag: IMAGE.into(),
+            major: cluster_config::version::Major::new(crate::debian_image::PATRONI_MAJOR)
+                .map_err(anyhow::Error::msg)?,
+            mirror: None,
+            suite: crate::debian_image::PATRONI_SUITE.into(),
+            force: false,
+            patroni: true,
+        },
+        runner,
+    )
+}
+
+/// The cluster's Patroni layout (every node and etcd member on the Compose
+/// network), refused with every reason when Patroni cannot express the
+/// topology, before anything is written.
+fn refuse_what_patroni_cannot_express(c: &Cluster, timings: Timings) -> Result<Layout> {
+    let t = c.topology();
+    let host = |name: &str| name.parse::<Host>().map_err(anyhow::Error::msg);
+    let hosts: BTreeMap<String, Host> = t
         .nodes
         .iter()
-        .map(|n| {
-            Ok((
-                n.name().to_string(),
-                n.name().parse::<Host>().map_err(anyhow::Error::msg)?,
-            ))
-        })
+        .map(|n| Ok((n.name().to_string(), host(n.name())?)))
         .collect::<Result<_>>()?;
     let etcd: Vec<(String, Host)> = patroni::ETCD_SERVICES
         .iter()
-        .map(|e| {
-            Ok((
-                e.to_string(),
-                e.parse::<Host>().map_err(anyhow::Error::msg)?,
-            ))
-        })
+        .map(|e| Ok((e.to_string(), host(e)?)))
         .collect::<Result<_>>()?;
-    let mut layout = Layout {
-        hosts: names,
+    let layout = Layout {
+        hosts,
         etcd,
         replication_from: Some(vec![]),
         timings,
@@ -365,65 +429,36 @@ pub fn setup(c: &Cluster, runner: &dyn Runner, timings: Timings, timeout: Durati
             errors.join("\n  ")
         );
     }
-    let secrets = c.secrets()?;
-    let state = c.state_dir();
-    if !runner.dry_run() {
-        write_private(
-            &state.join("patroni.env"),
-            &format!(
-                "PATRONI_SUPERUSER_PASSWORD={o}\nPATRONI_REWIND_PASSWORD={o}\nPATRONI_REPLICATION_PASSWORD={r}\n",
-                o = secrets.owner.expose(),
-                r = secrets.replication.expose()
-            ),
-        )?;
-        let yml = patroni::compose(t, ".", IMAGE);
-        project::write_if_changed(&compose_file(c), &yml)?;
-        for n in &t.nodes {
-            if let cluster_config::Storage::Bind(dir) = &n.data {
-                std::fs::create_dir_all(c.bind_path(dir))?;
-            }
-        }
-    }
-    runner.run(&c.compose()?.args(["up", "--no-start"]))?;
-    // Replication may come from the cluster network only.
-    let subnet = match crate::ops::container::subnet(c)? {
-        Some(cidr) => cidr.to_string(),
-        None if runner.dry_run() => "<subnet>".into(),
-        None => bail!("the cluster network has no IPv4 subnet"),
-    };
-    layout.replication_from = Some(vec![subnet]);
-    let files = patroni::render(t, &layout).map_err(|e| anyhow::anyhow!(e.join("; ")))?;
-    if !runner.dry_run() {
-        for (node, yml) in &files.nodes {
-            let dir = state.join("patroni").join(node);
-            std::fs::create_dir_all(&dir)?;
-            project::write_if_changed(&dir.join("patroni.yml"), yml)?;
-        }
-    }
+    Ok(layout)
+}
+
+/// The passwords (owner-only), the Compose file and the data folders.
+fn write_cluster_files(c: &Cluster, secrets: &crate::secrets::Secrets) -> Result<()> {
+    write_private(
+        &c.state_dir().join("patroni.env"),
+        &format!(
+            "PATRONI_SUPERUSER_PASSWORD={o}\nPATRONI_REWIND_PASSWORD={o}\nPATRONI_REPLICATION_PASSWORD={r}\n",
+            o = secrets.owner.expose(),
+            r = secrets.replication.expose()
+        ),
+    )?;
+    let t = c.topology();
+    project::write_if_changed(&compose_file(c), &patroni::compose(t, ".", IMAGE))?;
     for n in &t.nodes {
-        runner.run(&one_off_as(c, n.name(), "install", Some("0"), &[])?.args([
-            "-d",
-            "-m",
-            "0700",
-            "-o",
-            "postgres",
-            "-g",
-            "postgres",
-            patroni::DATA_DIR,
-        ]))?;
+        if let cluster_config::Storage::Bind(dir) = &n.data {
+            std::fs::create_dir_all(c.bind_path(dir))?;
+        }
     }
-    runner.run(&c.compose()?.args(["up", "-d"]))?;
-    if runner.dry_run() {
-        say!("dry run: nothing changed");
-        return Ok(());
-    }
-    let members = wait_healthy(c, timeout)?;
-    let leader = leader(&members).context("no leader")?;
-    // Patroni bootstraps the `postgres` database only.
+    Ok(())
+}
+
+/// The topology's database: Patroni bootstraps `postgres` only.
+fn create_database(c: &Cluster, leader: &str) -> Result<()> {
+    let t = c.topology();
     let db = t.database.name.get_ref().as_str();
     let owner = t.database.owner.get_ref().as_str();
     let exists = c.sql_in(
-        &leader,
+        leader,
         "postgres",
         &format!(
             "SELECT count(*) FROM pg_database WHERE datname = {}",
@@ -432,20 +467,15 @@ pub fn setup(c: &Cluster, runner: &dyn Runner, timings: Timings, timeout: Durati
     )?;
     if exists.trim() == "0" {
         c.sql_in(
-            &leader,
+            leader,
             "postgres",
             &format!(
-                "CREATE DATABASE \"{}\" OWNER \"{}\"",
-                db.replace('"', "\"\""),
-                owner.replace('"', "\"\"")
+                "CREATE DATABASE {} OWNER {}",
+                crate::pg::sql::ident(db),
+                crate::pg::sql::ident(owner)
             ),
         )?;
     }
-    if sync_count(c) > 0 {
-        crate::ops::sync::prove_sync_commit(c, &leader, Duration::from_secs(30))?;
-    }
-    say!("\n{}", table(&members));
-    say!("{}: Patroni cluster up; leader {leader}", c.name());
     Ok(())
 }
 
