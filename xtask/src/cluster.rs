@@ -307,10 +307,14 @@ impl<'r> Cluster<'r> {
         Ok(None)
     }
 
-    /// Whether a node accepts SQL now.
+    /// Whether a node's real server accepts SQL now. On a first start the
+    /// image's init runs a temporary server on the local socket only
+    /// (`listen_addresses = ''`), which answers SQL through the `psql`
+    /// transport and then shuts down: it is not ready. The tool owns
+    /// `listen_addresses` (`'*'`), so the real server is the one listening.
     pub fn ready(&self, node: &str) -> bool {
-        self.sql(node, "SELECT 1")
-            .map(|s| s == "1")
+        self.sql(node, "SELECT current_setting('listen_addresses') <> ''")
+            .map(|s| s == "t")
             .unwrap_or(false)
     }
 
