@@ -19,11 +19,11 @@ use common::chaos::{self, Load, Node};
 use common::*;
 use std::os::unix::process::CommandExt;
 
-const NODES: [&str; 3] = ["master-db", "slave1-db", "slave2-db"];
-
 struct Ctx {
     t: String,
     name: String,
+    /// The setup command of the cluster's mode.
+    setup: &'static str,
     nodes: Vec<Node>,
     password: String,
     next_id: std::cell::Cell<i64>,
@@ -36,7 +36,12 @@ impl Ctx {
 
     fn standby(&self) -> String {
         let p = self.primary();
-        NODES.iter().find(|n| **n != p).unwrap().to_string()
+        self.nodes
+            .iter()
+            .find(|n| n.name != p)
+            .unwrap()
+            .name
+            .clone()
     }
 
     fn healthy(&self) {
@@ -242,46 +247,7 @@ fn every_command_interrupted_at_its_changes_is_finished_by_a_rerun() {
         return;
     }
     ensure_image();
-    let name = cl("intr");
-    let topo = topology("semi-sync.toml", &name, 55700, false);
-    let t = topo.to_string_lossy().into_owned();
-    let _down = Teardown {
-        topology: topo.clone(),
-        name: name.clone(),
-        user: None,
-    };
-    ok(&["setup-sync", "-t", &t]);
-    let secrets =
-        std::fs::read_to_string(root().join("state").join(&name).join("secrets.env")).unwrap();
-    let password = secrets
-        .lines()
-        .find_map(|l| l.strip_prefix("POSTGRES_PASSWORD="))
-        .unwrap()
-        .trim_matches('\'')
-        .to_string();
-    let nodes: Vec<Node> = NODES
-        .iter()
-        .enumerate()
-        .map(|(i, n)| Node {
-            name: n.to_string(),
-            port: port(55700) + i as u16,
-        })
-        .collect();
-    let cx = Ctx {
-        t: t.clone(),
-        name: name.clone(),
-        nodes,
-        password,
-        next_id: std::cell::Cell::new(1),
-    };
-    let primary = cx.primary();
-    sql(
-        &name,
-        &primary,
-        "legendarydb",
-        "dbuser",
-        &format!("CREATE TABLE {} (id bigint PRIMARY KEY)", chaos::TABLE),
-    );
+    let (cx, _down) = context("semi-sync.toml", "intr", 55700, "setup-sync");
     let all = std::env::var("PGREPL_INTERRUPT_ALL").is_ok_and(|v| v == "1");
     let only: Option<String> = std::env::var("PGREPL_INTERRUPT_ONLY").ok();
     let mut summary = Vec::new();
@@ -311,17 +277,122 @@ fn every_command_interrupted_at_its_changes_is_finished_by_a_rerun() {
             summary.push(line);
         }
     }
-    if only.as_deref().is_none_or(|o| o == "setup-from-empty") {
+    if only.as_deref().is_none_or(|o| o == "setup-sync-from-empty") {
         summary.extend(setup_from_empty(&cx, all));
     }
     println!("\n{}", summary.join("\n"));
+}
+
+/// `setup-async` the same way, on the asynchronous preset (with the
+/// writer's database): on a running cluster at its changes, and from empty.
+#[test]
+fn setup_async_interrupted_at_its_changes_is_finished_by_a_rerun() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !docker_or_skip("setup_async_interrupted_at_its_changes_is_finished_by_a_rerun") {
+        return;
+    }
+    ensure_image();
+    let (cx, _down) = context("async-slots.toml", "intra", 55740, "setup-async");
+    let all = std::env::var("PGREPL_INTERRUPT_ALL").is_ok_and(|v| v == "1");
+    let only: Option<String> = std::env::var("PGREPL_INTERRUPT_ONLY").ok();
+    let mut summary = Vec::new();
+    let case = Case {
+        name: "setup-async",
+        prepare: |_| vec!["setup-async".into()],
+        after: |_, _| {},
+    };
+    if only.as_deref().is_none_or(|o| o == case.name) {
+        let n = count_changes(&cx, &case);
+        assert!(n > 0, "setup-async made no change");
+        let points: Vec<(u32, &str)> = if all {
+            (1..=n).flat_map(|k| [(k, "kill"), (k, "int")]).collect()
+        } else {
+            vec![(n.div_ceil(2), "kill"), (n, "int")]
+        };
+        for (k, signal) in points {
+            let started = Instant::now();
+            let what = interrupt_once(&cx, &case, k, signal);
+            let line = format!(
+                "setup-async: after change {k} of {n} ({signal}): {what} ({:.1} s)",
+                started.elapsed().as_secs_f64()
+            );
+            println!("{line}");
+            summary.push(line);
+        }
+    }
+    if only
+        .as_deref()
+        .is_none_or(|o| o == "setup-async-from-empty")
+    {
+        summary.extend(setup_from_empty(&cx, all));
+    }
+    println!("\n{}", summary.join("\n"));
+}
+
+/// A running cluster of `preset` (its database and owner replaced by the
+/// writer's), set up with `setup`, the writer's table created, and what
+/// removes it all at the end.
+fn context(preset: &str, short: &str, layout: u16, setup: &'static str) -> (Ctx, Teardown) {
+    let name = cl(short);
+    let topo = topology(preset, &name, layout, false);
+    let text = std::fs::read_to_string(&topo).unwrap();
+    let text = text.replace(
+        "name = \"counter\"\nowner = \"counter\"",
+        "name = \"legendarydb\"\nowner = \"dbuser\"",
+    );
+    std::fs::write(&topo, &text).unwrap();
+    let t = topo.to_string_lossy().into_owned();
+    let down = Teardown {
+        topology: topo.clone(),
+        name: name.clone(),
+        user: None,
+    };
+    ok(&[setup, "-t", &t]);
+    let secrets =
+        std::fs::read_to_string(root().join("state").join(&name).join("secrets.env")).unwrap();
+    let password = secrets
+        .lines()
+        .find_map(|l| l.strip_prefix("POSTGRES_PASSWORD="))
+        .unwrap()
+        .trim_matches('\'')
+        .to_string();
+    // Nodes in the file's order; the test topology numbers their ports
+    // from the layout's base in the preset's order.
+    let loaded: toml::Value = toml::from_str(&text).unwrap();
+    let nodes: Vec<Node> = loaded["node"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| Node {
+            name: n["name"].as_str().unwrap().to_string(),
+            port: u16::try_from(n["port"].as_integer().unwrap()).unwrap(),
+        })
+        .collect();
+    let cx = Ctx {
+        t,
+        name: name.clone(),
+        setup,
+        nodes,
+        password,
+        next_id: std::cell::Cell::new(1),
+    };
+    let primary = cx.primary();
+    sql(
+        &name,
+        &primary,
+        "legendarydb",
+        "dbuser",
+        &format!("CREATE TABLE {} (id bigint PRIMARY KEY)", chaos::TABLE),
+    );
+    (cx, down)
 }
 
 /// `setup-sync` of a cluster with no data yet, interrupted and run again:
 /// a healthy cluster, never two writable nodes (the watcher runs; there is
 /// nothing to write to yet).
 fn setup_from_empty(cx: &Ctx, all: bool) -> Vec<String> {
-    let setup = ["setup-sync".to_string(), "-t".into(), cx.t.clone()];
+    let setup = [cx.setup.to_string(), "-t".into(), cx.t.clone()];
+    let label = format!("{}-from-empty", cx.setup);
     // The passwords are kept across the purges, so the watcher can log in
     // from the first moment a server runs (setup keeps a complete file).
     let secrets = root().join("state").join(&cx.name).join("secrets.env");
@@ -334,7 +405,7 @@ fn setup_from_empty(cx: &Ctx, all: bool) -> Vec<String> {
         std::fs::set_permissions(&secrets, std::fs::Permissions::from_mode(0o600)).unwrap();
     };
     purge();
-    let log = scratch().join("steps-setup-from-empty.txt");
+    let log = scratch().join(format!("steps-{label}.txt"));
     let _ = std::fs::remove_file(&log);
     let (code, out) = run_interruptible(
         &setup,
@@ -343,7 +414,7 @@ fn setup_from_empty(cx: &Ctx, all: bool) -> Vec<String> {
     assert_eq!(code, Some(0), "{out}");
     let steps = std::fs::read_to_string(&log).unwrap_or_default();
     let n = steps.lines().count() as u32;
-    println!("setup-from-empty: {n} changes:\n{steps}");
+    println!("{label}: {n} changes:\n{steps}");
     let points: Vec<(u32, &str)> = if all {
         (1..=n).flat_map(|k| [(k, "kill"), (k, "int")]).collect()
     } else {
@@ -365,17 +436,21 @@ fn setup_from_empty(cx: &Ctx, all: bool) -> Vec<String> {
         };
         if code != Some(0) {
             let (again, out2) = run_interruptible(&setup, &[]);
-            assert_eq!(again, Some(0), "setup-sync from empty interrupted after change {k} ({signal}); again:\n{out}\n---\n{out2}");
+            assert_eq!(
+                again,
+                Some(0),
+                "{label}: interrupted after change {k} ({signal}); again:\n{out}\n---\n{out2}"
+            );
         }
         cx.healthy();
         let seen = load.finish();
         assert!(
             seen.two_writable.is_empty(),
-            "setup from empty {k}:{signal}: {:?}",
+            "{label} {k}:{signal}: {:?}",
             seen.two_writable
         );
         let line = format!(
-            "setup-from-empty: after change {k} of {n} ({signal}): {how}, {} watcher samples ({:.1} s)",
+            "{label}: after change {k} of {n} ({signal}): {how}, {} watcher samples ({:.1} s)",
             seen.samples,
             started.elapsed().as_secs_f64()
         );
