@@ -234,13 +234,27 @@ pub fn reconnect(c: &Cluster, node: &str) -> Result<()> {
 }
 
 /// Freezes or thaws a node's processes (`docker pause`): its TCP connections
-/// stay open but nothing answers.
+/// stay open but nothing answers. The kernel's freezer gives up ("unable to
+/// freeze") while a process sits in an uninterruptible wait, such as an
+/// fsync on a busy disk, and leaves the container running: that is retried
+/// for a few seconds; any other failure is not.
 pub fn pause(c: &Cluster, node: &str, paused: bool) -> Result<()> {
     let id = id_of(c, node)?;
-    c.runner().run(
-        &c.docker()
-            .cmd()
-            .args([if paused { "pause" } else { "unpause" }, &id]),
-    )?;
-    Ok(())
+    let verb = if paused { "pause" } else { "unpause" };
+    let cmd = c.docker().cmd().args([verb, &id]);
+    c.poll(
+        &format!("`docker {verb}` of {node}"),
+        std::time::Duration::from_secs(15),
+        || {
+            let out = c.runner().run_unchecked(&cmd)?;
+            if out.success {
+                return Ok(Some(()));
+            }
+            let err = out.stderr.trim();
+            if err.contains("unable to freeze") {
+                bail!("{err}");
+            }
+            Err(crate::wait::Stop(format!("`docker {verb}` of {node} failed: {err}")).into())
+        },
+    )
 }

@@ -186,9 +186,20 @@ pub fn execute(topology: &Path, args: &Plan, runner: &dyn Runner) -> Result<Dril
         warn!("\ninterrupt: stopping the writer after the current step");
         interrupt.set();
     });
-    let rounds = run_rounds(&c, args)?;
-    let report = summarize(&c, args, rounds)?;
-    conclude(&report, args)?;
+    let (rounds, outcome) = run_rounds(&c, args)?;
+    if rounds.is_empty() {
+        outcome?;
+        bail!("no round ran");
+    }
+    // The rounds that ran are reported even when a later one failed: a
+    // long run never loses what it measured to its last round's error.
+    let report = match summarize(&c, args, rounds) {
+        Ok(report) => report,
+        Err(e) => return Err(outcome.err().unwrap_or(e)),
+    };
+    let concluded = conclude(&report, args, outcome.is_err());
+    outcome?;
+    concluded?;
     Ok(report)
 }
 
@@ -230,8 +241,9 @@ fn check_plan(args: &Plan) -> Result<()> {
 
 /// Every round, stopping at the first that lost or duplicated a commit or
 /// left two writable nodes. The history is written round by round; each
-/// round's writes are kept for the plot only when it may draw them.
-fn run_rounds(c: &Cluster, args: &Plan) -> Result<Vec<RoundReport>> {
+/// round's writes are kept for the plot only when it may draw them. The
+/// rounds that finished, and how the run ended (a round's error).
+fn run_rounds(c: &Cluster, args: &Plan) -> Result<(Vec<RoundReport>, Result<()>)> {
     let secrets = c.secrets()?;
     let run_id = crate::secrets::generate_password()?[..12].to_string();
     say!("drill run {run_id} on {}", c.name());
@@ -295,7 +307,7 @@ fn run_rounds(c: &Cluster, args: &Plan) -> Result<Vec<RoundReport>> {
         let path = file.commit()?;
         say!("history written to {}", path.display());
     }
-    outcome.map(|()| rounds)
+    Ok((rounds, outcome))
 }
 
 /// Keeps the writes of the rounds the plot may draw in panels: those asked
@@ -410,8 +422,9 @@ fn summarize(c: &Cluster, args: &Plan, rounds: Vec<RoundReport>) -> Result<Drill
 }
 
 /// The verdict first, then the files: a report that cannot be written never
-/// hides a loss.
-fn conclude(report: &DrillReport, args: &Plan) -> Result<()> {
+/// hides a loss. `aborted`: a round failed, so the cluster's health at the
+/// end is that round's business, not a verdict of the run.
+fn conclude(report: &DrillReport, args: &Plan, aborted: bool) -> Result<()> {
     let mut verdict = None;
     if let Some(bad) = report
         .rounds
@@ -458,7 +471,7 @@ fn conclude(report: &DrillReport, args: &Plan) -> Result<()> {
     if !write_errors.is_empty() {
         bail!("{}", write_errors.join("; "));
     }
-    if !args.no_rejoin && !report.healthy {
+    if !aborted && !args.no_rejoin && !report.healthy {
         bail!("the cluster is not healthy after the drill (see the table above)");
     }
     Ok(())
