@@ -18,6 +18,7 @@ use crate::secrets::Secrets;
 use crate::wait::ms;
 use anyhow::{bail, Context, Result};
 use cluster_config::live::{LiveRole, SyncState};
+use cluster_config::status::SILENT_AFTER_MS;
 use serde_json::json;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
@@ -227,8 +228,12 @@ fn stall_round(
 
 /// Polls until commits flow again after the partition: the primary no
 /// longer counts `victim` as streaming, and the writer has 20 acknowledged
-/// commits since. Samples `status` once the stall passes 4 s: whether it
-/// says why commits wait (None: no stall that long).
+/// commits since. Meanwhile `status` is sampled, from the moment it can
+/// know (the standby silent for [`SILENT_AFTER_MS`] while WAL waits for it)
+/// until the primary drops the standby: whether it says why commits wait.
+/// On a busy machine one sample can take a second, and the window closes at
+/// `wal_sender_timeout`, so it is sampled until it says why or the window
+/// closes. `None`: no sample fell inside the window.
 fn wait_out_the_stall(
     c: &Cluster,
     writer: &Writer,
@@ -239,7 +244,9 @@ fn wait_out_the_stall(
     timeout: Duration,
 ) -> Result<(Option<bool>, Instant)> {
     let mut explained = None;
+    let mut last_table = None;
     let mut dropped: Option<Instant> = None;
+    let can_know = Duration::from_millis(SILENT_AFTER_MS.unsigned_abs() + 300);
     // wal_sender_timeout may be long (60 s by default): the wait allows it.
     let bound = timeout.max(Duration::from_secs(180));
     let resumed = c.poll(
@@ -247,22 +254,28 @@ fn wait_out_the_stall(
         bound,
         || {
             let since_ack = writer.since_last_acknowledged(port);
-            if explained.is_none() && since_ack >= Duration::from_secs(4) {
+            if dropped.is_none() && explained != Some(true) && since_ack >= can_know {
                 let rows = live::collect(c)?;
                 let why = rows.iter().find(|r| r.node == primary).is_some_and(|r| {
                     r.problems
                         .iter()
                         .any(|p| p.starts_with("synchronous commits wait"))
                 });
-                say!(
-                    "commits wait for {:.1} s; status {}",
-                    since_ack.as_secs_f64(),
-                    if why { "says why" } else { "does not say why" }
-                );
-                if !why {
-                    say!("{}", live::table(&rows));
+                // A sample counts only if the primary still held the
+                // standby when it was taken.
+                let still_held = live::replication(c, primary)?
+                    .iter()
+                    .any(|r| r.name == victim && r.state == "streaming");
+                if why {
+                    say!(
+                        "commits wait for {:.1} s; status says why",
+                        since_ack.as_secs_f64()
+                    );
+                    explained = Some(true);
+                } else if still_held {
+                    explained = Some(false);
+                    last_table = Some((since_ack, live::table(&rows)));
                 }
-                explained = Some(why);
             }
             let Some(at) = dropped else {
                 let streaming = live::replication(c, primary)?
@@ -280,6 +293,14 @@ fn wait_out_the_stall(
             Ok((writer.acknowledged_on(port, at) >= 20).then(Instant::now))
         },
     )?;
+    if explained == Some(false) {
+        if let Some((waited, table)) = last_table {
+            say!(
+                "commits waited {:.1} s and status did not say why:\n{table}",
+                waited.as_secs_f64()
+            );
+        }
+    }
     Ok((explained, resumed))
 }
 
