@@ -123,6 +123,8 @@ fn patroni_rows(
     // The same cluster with ANY 1 instead of FIRST 1: this tool on it
     // first, then Patroni's quorum mode.
     let any = super::quorum_variant(&first)?;
+    // The variant publishes the same ports as the cluster it copies.
+    down(&first, runner)?;
     fresh(&any, runner)?;
     let report = drill_on(
         &any,
