@@ -255,27 +255,12 @@ fn every_command_interrupted_at_its_changes_is_finished_by_a_rerun() {
         if only.as_deref().is_some_and(|o| o != case.name) {
             continue;
         }
-        let n = count_changes(&cx, &case);
-        assert!(n > 0, "{} made no change", case.name);
-        let points: Vec<(u32, &str)> = if all {
-            (1..=n).flat_map(|k| [(k, "kill"), (k, "int")]).collect()
-        } else {
+        summary.extend(interrupt_at_points(&cx, &case, all, |n| {
             let mid = n.div_ceil(2);
             let mut p = vec![(1, "kill"), (mid, "kill"), (n, "kill"), (mid, "int")];
             p.dedup();
             p
-        };
-        for (k, signal) in points {
-            let started = Instant::now();
-            let what = interrupt_once(&cx, &case, k, signal);
-            let line = format!(
-                "{}: after change {k} of {n} ({signal}): {what} ({:.1} s)",
-                case.name,
-                started.elapsed().as_secs_f64()
-            );
-            println!("{line}");
-            summary.push(line);
-        }
+        }));
     }
     if only.as_deref().is_none_or(|o| o == "setup-sync-from-empty") {
         summary.extend(setup_from_empty(&cx, all));
@@ -302,23 +287,9 @@ fn setup_async_interrupted_at_its_changes_is_finished_by_a_rerun() {
         after: |_, _| {},
     };
     if only.as_deref().is_none_or(|o| o == case.name) {
-        let n = count_changes(&cx, &case);
-        assert!(n > 0, "setup-async made no change");
-        let points: Vec<(u32, &str)> = if all {
-            (1..=n).flat_map(|k| [(k, "kill"), (k, "int")]).collect()
-        } else {
+        summary.extend(interrupt_at_points(&cx, &case, all, |n| {
             vec![(n.div_ceil(2), "kill"), (n, "int")]
-        };
-        for (k, signal) in points {
-            let started = Instant::now();
-            let what = interrupt_once(&cx, &case, k, signal);
-            let line = format!(
-                "setup-async: after change {k} of {n} ({signal}): {what} ({:.1} s)",
-                started.elapsed().as_secs_f64()
-            );
-            println!("{line}");
-            summary.push(line);
-        }
+        }));
     }
     if only
         .as_deref()
@@ -327,6 +298,37 @@ fn setup_async_interrupted_at_its_changes_is_finished_by_a_rerun() {
         summary.extend(setup_from_empty(&cx, all));
     }
     println!("\n{}", summary.join("\n"));
+}
+
+/// The case's changes counted, then the case interrupted at each point:
+/// every change with both signals when `all`, else the points `ci` picks
+/// from the count. One summary line per point.
+fn interrupt_at_points(
+    cx: &Ctx,
+    case: &Case,
+    all: bool,
+    ci: fn(u32) -> Vec<(u32, &'static str)>,
+) -> Vec<String> {
+    let n = count_changes(cx, case);
+    assert!(n > 0, "{} made no change", case.name);
+    let points: Vec<(u32, &str)> = if all {
+        (1..=n).flat_map(|k| [(k, "kill"), (k, "int")]).collect()
+    } else {
+        ci(n)
+    };
+    let mut lines = Vec::new();
+    for (k, signal) in points {
+        let started = Instant::now();
+        let what = interrupt_once(cx, case, k, signal);
+        let line = format!(
+            "{}: after change {k} of {n} ({signal}): {what} ({:.1} s)",
+            case.name,
+            started.elapsed().as_secs_f64()
+        );
+        println!("{line}");
+        lines.push(line);
+    }
+    lines
 }
 
 /// A running cluster of `preset` (its database and owner replaced by the

@@ -4,27 +4,16 @@
 //! is printed; what would change durability is refused with nothing written.
 
 use super::ExportArgs;
-use crate::{fsx, project};
+use crate::fsx;
 use anyhow::{bail, Result};
 use cluster_config::cnpg;
-use cluster_config::compose::{SECRETS_FILE, STATE_DIR};
 
 pub fn run(args: &ExportArgs, loaded: &cluster_config::Loaded) -> Result<()> {
     let t = &loaded.topology;
     if !args.hosts.is_empty() {
         bail!("--host is for --engine patroni: CloudNativePG places its instances on Kubernetes nodes itself");
     }
-    let existing = crate::secrets::read(
-        &project::root()
-            .join(STATE_DIR)
-            .join(t.name())
-            .join(SECRETS_FILE),
-    )?
-    .unwrap_or_default();
-    let password = match crate::secrets::get(&existing, crate::secrets::OWNER) {
-        Some(p) => p,
-        None => crate::secrets::generate_password()?,
-    };
+    let password = super::or_new(&super::cluster_secrets(t)?, crate::secrets::OWNER)?;
     let m = match cnpg::render(t, &password) {
         Ok(m) => m,
         Err(errors) => bail!(

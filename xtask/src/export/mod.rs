@@ -99,22 +99,9 @@ fn patroni_files(args: &ExportArgs, loaded: &cluster_config::Loaded) -> Result<(
     for w in &files.warnings {
         say!("warning: {w}");
     }
-    // The cluster's own passwords when it has them; new ones otherwise.
-    let existing = crate::secrets::read(
-        &project::root()
-            .join(STATE_DIR)
-            .join(t.name())
-            .join(SECRETS_FILE),
-    )?
-    .unwrap_or_default();
-    let superuser = match crate::secrets::get(&existing, crate::secrets::OWNER) {
-        Some(p) => p,
-        None => generate_password()?,
-    };
-    let replication = match crate::secrets::get(&existing, crate::secrets::REPLICATION) {
-        Some(p) => p,
-        None => generate_password()?,
-    };
+    let existing = cluster_secrets(t)?;
+    let superuser = or_new(&existing, crate::secrets::OWNER)?;
+    let replication = or_new(&existing, crate::secrets::REPLICATION)?;
     let secrets_text = format!(
         "# Passwords of cluster {}: copy to each host privately, never commit.\n\
          PATRONI_SUPERUSER_PASSWORD={superuser}\nPATRONI_REWIND_PASSWORD={superuser}\nPATRONI_REPLICATION_PASSWORD={replication}\n",
@@ -192,4 +179,24 @@ fn steps_text(t: &cluster_config::Topology, files: &patroni::Files) -> String {
             )
             .replace("DIR/", "")
     )
+}
+
+/// The cluster's own secrets file (`state/<cluster>/secrets.env`), empty
+/// when it has none: an export reuses a deployed cluster's passwords.
+fn cluster_secrets(t: &cluster_config::Topology) -> Result<String> {
+    Ok(crate::secrets::read(
+        &project::root()
+            .join(STATE_DIR)
+            .join(t.name())
+            .join(SECRETS_FILE),
+    )?
+    .unwrap_or_default())
+}
+
+/// The password under `key` in `existing`, or a new one.
+fn or_new(existing: &str, key: &str) -> Result<String> {
+    match crate::secrets::get(existing, key) {
+        Some(p) => Ok(p),
+        None => generate_password(),
+    }
 }
