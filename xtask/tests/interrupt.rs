@@ -123,15 +123,35 @@ fn command_args(case: &Case, prepared: &[String], t: &str) -> Vec<String> {
 }
 
 /// Runs the tool in its own process group (so a Ctrl-C it sends itself
-/// reaches it and its children, not the test) with `env`.
-fn run_interruptible(args: &[String], env: &[(&str, String)]) -> (Option<i32>, String) {
+/// reaches it and its children, not the test) with `env`, SIGINT and
+/// SIGQUIT at their default action as in a terminal's foreground job (a
+/// test run in a background job of a shell without job control would
+/// otherwise pass their "ignored" on, and the Ctrl-C would do nothing).
+/// Returns the exit code, the output and the changes the run made (one
+/// line each).
+fn run_interruptible(args: &[String], env: &[(&str, String)]) -> (Option<i32>, String, String) {
+    static RUNS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = RUNS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let steps = scratch().join(format!("steps-run-{n}.txt"));
+    let _ = std::fs::remove_file(&steps);
     let mut e = duct::cmd(bin(), args)
         .before_spawn(|c| {
             c.process_group(0);
+            // SAFETY: signal(2) is async-signal-safe and touches no memory
+            // of the parent; it runs in the child between fork and exec.
+            #[allow(unsafe_code)]
+            unsafe {
+                c.pre_exec(|| {
+                    libc::signal(libc::SIGINT, libc::SIG_DFL);
+                    libc::signal(libc::SIGQUIT, libc::SIG_DFL);
+                    Ok(())
+                });
+            }
             Ok(())
         })
         .env_remove("PGREPL_IMAGE")
-        .env_remove("PGREPL_COMPOSE");
+        .env_remove("PGREPL_COMPOSE")
+        .env("PGREPL_TEST_STEPS", &steps);
     for (k, v) in env {
         e = e.env(k, v);
     }
@@ -142,7 +162,29 @@ fn run_interruptible(args: &[String], env: &[(&str, String)]) -> (Option<i32>, S
         .run()
         .expect("running xtask");
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    (out.status.code(), text)
+    let made = std::fs::read_to_string(&steps).unwrap_or_default();
+    (out.status.code(), text, made)
+}
+
+/// What a run asked to stop after change `k` did: ended by the signal, or
+/// finished because it made fewer than `k` changes this time (a re-run
+/// skips what is already done). A run that made `k` changes and still
+/// finished, or exited with a status, fails the test.
+fn interrupted_or_finished(
+    label: &str,
+    k: u32,
+    signal: &str,
+    (code, out, steps): &(Option<i32>, String, String),
+) -> &'static str {
+    let made = steps.lines().count() as u32;
+    match code {
+        None => "interrupted",
+        Some(0) if made < k => "finished before the interruption point",
+        Some(0) => panic!(
+            "{label} {k}:{signal}: made {made} changes and finished: the interruption did not happen\n{out}"
+        ),
+        Some(c) => panic!("{label} {k}:{signal}: exited {c} instead of being interrupted:\n{out}"),
+    }
 }
 
 /// One interruption: the case prepared under load, the command killed
@@ -160,21 +202,15 @@ fn interrupt_once(cx: &Ctx, case: &Case, k: u32, signal: &str) -> String {
     );
     let prepared = (case.prepare)(cx);
     let args = command_args(case, &prepared, &cx.t);
-    let (code, out) = run_interruptible(
+    let first_run = run_interruptible(
         &args,
         &[("PGREPL_TEST_INTERRUPT_AFTER", format!("{k}:{signal}"))],
     );
-    let how = match code {
-        None => "interrupted".to_string(),
-        Some(0) => "finished before the interruption point".to_string(),
-        Some(c) => panic!(
-            "{} {k}:{signal}: exited {c} instead of being interrupted:\n{out}",
-            case.name
-        ),
-    };
+    let how = interrupted_or_finished(case.name, k, signal, &first_run);
+    let (code, out, _) = first_run;
     if code != Some(0) {
         // What README says to do next: the same command again.
-        let (again, out2) = run_interruptible(&args, &[]);
+        let (again, out2, _) = run_interruptible(&args, &[]);
         assert_eq!(
             again,
             Some(0),
@@ -225,17 +261,11 @@ fn interrupt_once(cx: &Ctx, case: &Case, k: u32, signal: &str) -> String {
 /// The number of changes an uninterrupted run of the case makes.
 fn count_changes(cx: &Ctx, case: &Case) -> u32 {
     cx.healthy();
-    let log = scratch().join(format!("steps-{}.txt", case.name));
-    let _ = std::fs::remove_file(&log);
     let prepared = (case.prepare)(cx);
     let args = command_args(case, &prepared, &cx.t);
-    let (code, out) = run_interruptible(
-        &args,
-        &[("PGREPL_TEST_STEPS", log.to_string_lossy().into_owned())],
-    );
+    let (code, out, steps) = run_interruptible(&args, &[]);
     assert_eq!(code, Some(0), "{}:\n{out}", case.name);
     (case.after)(cx, &prepared);
-    let steps = std::fs::read_to_string(&log).unwrap_or_default();
     println!("{}: {} changes:\n{steps}", case.name, steps.lines().count());
     steps.lines().count() as u32
 }
@@ -407,14 +437,8 @@ fn setup_from_empty(cx: &Ctx, all: bool) -> Vec<String> {
         std::fs::set_permissions(&secrets, std::fs::Permissions::from_mode(0o600)).unwrap();
     };
     purge();
-    let log = scratch().join(format!("steps-{label}.txt"));
-    let _ = std::fs::remove_file(&log);
-    let (code, out) = run_interruptible(
-        &setup,
-        &[("PGREPL_TEST_STEPS", log.to_string_lossy().into_owned())],
-    );
+    let (code, out, steps) = run_interruptible(&setup, &[]);
     assert_eq!(code, Some(0), "{out}");
-    let steps = std::fs::read_to_string(&log).unwrap_or_default();
     let n = steps.lines().count() as u32;
     println!("{label}: {n} changes:\n{steps}");
     let points: Vec<(u32, &str)> = if all {
@@ -427,17 +451,14 @@ fn setup_from_empty(cx: &Ctx, all: bool) -> Vec<String> {
         let started = Instant::now();
         purge();
         let load = Load::start(&cx.nodes, &cx.password, 0);
-        let (code, out) = run_interruptible(
+        let first_run = run_interruptible(
             &setup,
             &[("PGREPL_TEST_INTERRUPT_AFTER", format!("{k}:{signal}"))],
         );
-        let how = if code == Some(0) {
-            "finished before the interruption point"
-        } else {
-            "interrupted"
-        };
+        let how = interrupted_or_finished(&label, k, signal, &first_run);
+        let (code, out, _) = first_run;
         if code != Some(0) {
-            let (again, out2) = run_interruptible(&setup, &[]);
+            let (again, out2, _) = run_interruptible(&setup, &[]);
             assert_eq!(
                 again,
                 Some(0),
