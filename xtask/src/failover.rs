@@ -68,6 +68,13 @@ pub fn run(args: &FailoverArgs, runner: &dyn Runner) -> Result<()> {
             ", promoted with --allow-data-loss"
         }
     );
+    if !done.recloned.is_empty() {
+        say!(
+            "re-cloned because they could not follow {}: {}",
+            done.choice.node,
+            done.recloned.join(", ")
+        );
+    }
     say_raw!("\n{}", live::table(&live::collect(&c)?));
     Ok(())
 }

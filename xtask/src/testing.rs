@@ -26,6 +26,9 @@ pub struct Server {
     pub replicas: Vec<(String, String, String)>,
     /// The node it streams from (as a standby).
     pub upstream: Option<String>,
+    /// WAL still arriving (as a standby): after each answer to the status
+    /// probe, `lsn` moves to the next of these.
+    pub arriving: Vec<String>,
 }
 
 impl Server {
@@ -37,6 +40,7 @@ impl Server {
             sync_names: sync_names.into(),
             replicas: vec![],
             upstream: None,
+            arriving: vec![],
         }
     }
 
@@ -48,6 +52,7 @@ impl Server {
             sync_names: String::new(),
             replicas: vec![],
             upstream: Some(upstream.into()),
+            arriving: vec![],
         }
     }
 }
@@ -120,6 +125,10 @@ impl Transport for Servers {
             return Ok(Some(String::new()));
         }
         let s = nodes.get(node).expect("checked above").clone();
+        if sql.starts_with("SELECT pg_is_in_recovery(), ") && !s.arriving.is_empty() {
+            let n = nodes.get_mut(node).expect("checked above");
+            n.lsn = n.arriving.remove(0);
+        }
         // The sync state the primary reports: listed and streaming.
         let sync_state = |name: &str| {
             if s.sync_names.contains(&format!("\"{name}\"")) {

@@ -9,12 +9,16 @@ use serde::Serialize;
 use std::collections::HashMap;
 
 /// The statement every node answers for `status`, one row of seven
-/// `|`-separated fields that [`NodeStatus::from_probe`] reads.
+/// `|`-separated fields that [`NodeStatus::from_probe`] reads. The WAL
+/// receiver's field carries `written_lsn` (13 and later; read through
+/// `to_jsonb` so that 12, which lacks the column, answers too): WAL already
+/// in the standby's files that its next flush will count as received.
 pub const PROBE: &str = "SELECT pg_is_in_recovery(), \
      CASE WHEN pg_is_in_recovery() THEN (SELECT timeline_id FROM pg_control_checkpoint())::text \
           ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int::text END, \
      CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_current_wal_lsn() END, pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn(), \
-     (SELECT status || ',' || coalesce(sender_host, '') || ',' || received_tli FROM pg_stat_wal_receiver), \
+     (SELECT status || ',' || coalesce(sender_host, '') || ',' || received_tli || ',' || \
+             coalesce(to_jsonb(r) ->> 'written_lsn', '') FROM pg_stat_wal_receiver r), \
      split_part(current_setting('server_version'), ' ', 1)";
 
 /// The primary's `pg_stat_replication`, one row per standby: the statement
@@ -44,6 +48,9 @@ pub struct NodeStatus {
     pub timeline: Option<u32>,
     pub current_lsn: Option<Lsn>,
     pub receive_lsn: Option<Lsn>,
+    /// WAL the receiver has written and not yet flushed (it flushes once it
+    /// has read all that is waiting, and when it exits).
+    pub written_lsn: Option<Lsn>,
     pub replay_lsn: Option<Lsn>,
     pub lag_bytes: Option<i64>,
     pub upstream: Option<String>,
@@ -77,6 +84,7 @@ impl NodeStatus {
             timeline: None,
             current_lsn: None,
             receive_lsn: None,
+            written_lsn: None,
             replay_lsn: None,
             lag_bytes: None,
             upstream: None,
@@ -121,14 +129,18 @@ impl NodeStatus {
             if let Some(tli) = parts.get(2).and_then(|s| s.parse().ok()) {
                 row.timeline = Some(tli);
             }
+            if standby {
+                row.written_lsn = parts.get(3).and_then(|s| lsn(s));
+            }
         }
         row
     }
 
-    /// How far this node's WAL reaches: received (or replayed, if further)
-    /// on a standby, current on a primary.
+    /// How far this node's WAL reaches: received, written or replayed,
+    /// whichever is furthest, on a standby; current on a primary.
     pub fn wal_position(&self) -> Option<Lsn> {
-        self.current_lsn.or(self.receive_lsn.max(self.replay_lsn))
+        self.current_lsn
+            .or(self.receive_lsn.max(self.replay_lsn).max(self.written_lsn))
     }
 }
 
@@ -471,6 +483,15 @@ mod tests {
         assert_eq!(r.upstream.as_deref(), Some("m"));
         assert_eq!(r.timeline, Some(3));
         assert_eq!(r.receive_lsn, Some("0/3000060".parse().unwrap()));
+        assert_eq!(r.written_lsn, None);
+        // WAL written and not yet flushed counts for how far it reaches.
+        let w = NodeStatus::from_probe(
+            "s1",
+            Some("t|3||0/3000060|0/3000000|streaming,m,3,0/3000100|15.8"),
+        );
+        assert_eq!(w.written_lsn, Some("0/3000100".parse().unwrap()));
+        assert_eq!(w.wal_position(), Some("0/3000100".parse().unwrap()));
+        assert_eq!(w.upstream.as_deref(), Some("m"));
         // Anything but the seven fields is a node that did not answer.
         assert!(!NodeStatus::from_probe("s1", Some("f|3")).reachable);
         assert!(!NodeStatus::from_probe("s1", None).reachable);

@@ -7,7 +7,7 @@
 use super::container;
 use super::journal::{self, Journal, Op, Resume};
 use super::live;
-use super::standby::{promote, repoint};
+use super::standby::{promote, repoint, Repointed};
 use super::sync::{narrowed_sync_names, prove_sync_commit, set_sync_names, SyncNames};
 use crate::cluster::Cluster;
 use crate::secrets::Secrets;
@@ -51,9 +51,12 @@ pub struct Done {
     pub choice: Choice,
     pub timeline: u32,
     pub promoted_at: Instant,
-    /// Reading every node's state and choosing, fencing, promoting.
+    /// Reading every node's state and choosing; fencing (and the
+    /// positions settling); promoting.
     pub steps_ms: [u64; 3],
     pub repoint: Duration,
+    /// Standbys that could not follow the new primary and were re-cloned.
+    pub recloned: Vec<String>,
     pub sync_names: String,
     pub sync_commit_ms: Option<u64>,
 }
@@ -61,6 +64,13 @@ pub struct Done {
 /// Chooses the standby to promote among the reachable ones: the live
 /// state read here, the decision made by [`cluster_config::live::choose`].
 pub fn choose(c: &Cluster, req: &Request) -> Result<Choice> {
+    let (candidates, _) = candidates(c, req)?;
+    decide(c, req, &candidates)
+}
+
+/// The reachable standbys with how far their WAL reaches, and those of
+/// them whose WAL receiver is still streaming (WAL may still be arriving).
+fn candidates(c: &Cluster, req: &Request) -> Result<(Vec<Candidate>, Vec<String>)> {
     // Only the nodes that may be promoted are read: a failed primary that
     // is frozen would hold the choice for the connection deadline.
     let alive: Vec<&str> = c
@@ -71,14 +81,23 @@ pub fn choose(c: &Cluster, req: &Request) -> Result<Choice> {
         .filter(|n| !req.down.contains(*n) && !req.fence.iter().any(|f| f == n))
         .collect();
     let rows = live::probe_rows(c, &alive)?;
-    let candidates: Vec<Candidate> = rows
-        .iter()
-        .filter(|r| r.role == LiveRole::Standby)
+    let standbys = rows.iter().filter(|r| r.role == LiveRole::Standby);
+    let candidates = standbys
+        .clone()
         .map(|r| Candidate {
             node: r.node.clone(),
             received: r.wal_position().unwrap_or(Lsn(0)),
         })
         .collect();
+    let streaming = standbys
+        .filter(|r| r.wal_receiver.as_deref() == Some("streaming"))
+        .map(|r| r.node.clone())
+        .collect();
+    Ok((candidates, streaming))
+}
+
+/// [`cluster_config::live::choose`] over `candidates`.
+fn decide(c: &Cluster, req: &Request, candidates: &[Candidate]) -> Result<Choice> {
     // Every node but the failed primary was a standby of it (a primary
     // ignores its own name in synchronous_standby_names).
     let standbys: Vec<&str> = c
@@ -92,11 +111,59 @@ pub fn choose(c: &Cluster, req: &Request) -> Result<Choice> {
         enforced: req.enforced.as_ref(),
         standbys: &standbys,
         states: req.states.as_deref(),
-        candidates: &candidates,
+        candidates,
         to: req.to.map(NodeName::as_str),
         allow_data_loss: req.allow_data_loss,
     })
     .map_err(|r| anyhow::anyhow!("{r}"))
+}
+
+/// How long the standbys' positions may take to hold still once the failed
+/// primary is fenced.
+const SETTLE: Duration = Duration::from_secs(3);
+
+/// The choice, checked once the failed primary is fenced and sends
+/// nothing more. WAL it sent just before may still have been on its way
+/// into a standby when the choice was made (in the socket, or written and
+/// not yet flushed), and promoting a standby with less WAL than another
+/// leaves that other one unable to follow: its WAL goes past the point
+/// where the new timeline forks, and it must be re-cloned. So the positions
+/// are read again until they hold still (a standby whose WAL receiver has
+/// stopped has flushed all it got; one still streaming must read the same
+/// twice), for at most [`SETTLE`]. If another standby is now further ahead
+/// and holds every acknowledged commit, the choice moves to it, recorded in
+/// the journal before anything is promoted. `--to` is kept as asked.
+fn settle(c: &Cluster, req: &Request, choice: Choice, j: &mut Journal) -> Result<Choice> {
+    if req.to.is_some() || c.runner().dry_run() {
+        return Ok(choice);
+    }
+    let mut last: Option<Vec<Candidate>> = None;
+    let settled = c.poll("the standbys' WAL positions to hold still", SETTLE, || {
+        let (now, streaming) = candidates(c, req)?;
+        let still = streaming.is_empty() || last.as_ref() == Some(&now);
+        last = Some(now.clone());
+        Ok(still.then_some(now))
+    });
+    let now = match settled {
+        Ok(now) => now,
+        Err(e) if e.downcast_ref::<crate::wait::Stop>().is_some() => return Err(e),
+        Err(e) => {
+            say!("{e:#}; choosing from the last positions read");
+            last.unwrap_or_default()
+        }
+    };
+    let again = match decide(c, req, &now) {
+        Ok(again) if again.guaranteed && again.node != choice.node => again,
+        _ => return Ok(choice),
+    };
+    say!(
+        "{} received more WAL after {} was chosen: the choice moves to it",
+        again.node,
+        choice.node
+    );
+    j.to = again.node.clone();
+    journal::begin(c, j)?;
+    Ok(again)
 }
 
 /// The whole failover: the failed primary is fenced first, so it cannot
@@ -114,29 +181,34 @@ pub fn run(c: &Cluster, secrets: &Secrets, req: &Request) -> Result<Done> {
         finished: false,
     };
     journal::begin(c, &j)?;
-    carry_out(c, secrets, req, choice, t0, &j)
+    carry_out(c, secrets, req, choice, t0, j)
 }
 
-/// Fence, promote (unless the chosen node already accepts writes: a run
-/// that was interrupted after promoting it), re-point, narrow, prove; the
-/// journal ends with it.
+/// Fence, settle the choice, promote (unless the chosen node already
+/// accepts writes: a run that was interrupted after promoting it),
+/// re-point, narrow, prove; the journal ends with it.
 fn carry_out(
     c: &Cluster,
     secrets: &Secrets,
     req: &Request,
     choice: Choice,
     t0: Instant,
-    j: &Journal,
+    mut j: Journal,
 ) -> Result<Done> {
     let t1 = Instant::now();
     for node in &req.fence {
         container::fence(c, node)?;
     }
-    let t2 = Instant::now();
     let writable = !c.runner().dry_run()
         && c.probe(&choice.node, "SELECT pg_is_in_recovery()")?
             .as_deref()
             == Some("f");
+    let choice = if writable {
+        choice
+    } else {
+        settle(c, req, choice, &mut j)?
+    };
+    let t2 = Instant::now();
     let timeline = if writable {
         say!("{} already accepts writes: it was promoted", choice.node);
         live::timeline(c, &choice.node)?
@@ -158,7 +230,7 @@ fn carry_out(
         .collect();
     // Side by side: each standby's walreceiver restarts on its own. A dry
     // run keeps the plan in order.
-    let results: Vec<Result<()>> = if c.runner().dry_run() {
+    let results: Vec<Result<Repointed>> = if c.runner().dry_run() {
         others
             .iter()
             .map(|s| repoint(c, s, &choice.node, secrets, req.timeout))
@@ -178,8 +250,12 @@ fn carry_out(
                 .collect()
         })
     };
+    let mut recloned = Vec::new();
     for (s, r) in others.iter().zip(results) {
-        r.map_err(|e| e.context(format!("re-pointing {s} to {}", choice.node)))?;
+        let how = r.map_err(|e| e.context(format!("re-pointing {s} to {}", choice.node)))?;
+        if how == Repointed::Recloned {
+            recloned.push(s.clone());
+        }
     }
     let repoint = started.elapsed();
     let names = narrowed_sync_names(c, &choice.node)?;
@@ -189,13 +265,14 @@ fn carry_out(
     } else {
         Some(prove_sync_commit(c, &choice.node, Duration::from_secs(15))?)
     };
-    journal::end(c, j)?;
+    journal::end(c, &j)?;
     Ok(Done {
         choice,
         timeline,
         promoted_at,
         steps_ms: [ms(t1 - t0), ms(t2 - t1), ms(promoted_at - t2)],
         repoint,
+        recloned,
         sync_names: names.value().unwrap_or_default(),
         sync_commit_ms,
     })
@@ -354,8 +431,9 @@ fn finish_interrupted(
         why: "the choice of the interrupted failover".into(),
         guaranteed: true,
     };
-    let done = carry_out(c, secrets, &req, choice, Instant::now(), &j)?;
-    Ok((j.from, done))
+    let from = j.from.clone();
+    let done = carry_out(c, secrets, &req, choice, Instant::now(), j)?;
+    Ok((from, done))
 }
 
 /// The primary that failed: the node the reachable standbys were following,
@@ -457,6 +535,63 @@ mod tests {
         forced.allow_data_loss = true;
         let choice = choose(&c, &forced).unwrap();
         assert!(!choice.guaranteed && choice.why.starts_with("--allow-data-loss"));
+    }
+
+    #[test]
+    fn wal_arriving_after_the_choice_moves_it_before_anything_is_promoted() {
+        let rec = Recording::default();
+        // slave1 is ahead when the choice is made; the rest of what the
+        // failed primary sent then reaches slave2, which ends further ahead.
+        let s = servers(Some("0/5000100"), Some("0/5000000"));
+        s.nodes
+            .lock()
+            .unwrap()
+            .get_mut("slave2-db")
+            .unwrap()
+            .arriving = vec!["0/5000200".into()];
+        let c = cluster(&rec, &s);
+        let done = run(&c, &crate::secrets::Secrets::dry_run(), &request(None));
+        let changes = s.changes.lock().unwrap().clone();
+        let done = done.unwrap_or_else(|e| panic!("{e:#}\n{changes:?}"));
+        assert_eq!(done.choice.node, "slave2-db", "{}", done.choice.why);
+        assert!(done.choice.guaranteed);
+        let promoted: Vec<&String> = changes
+            .iter()
+            .filter(|l| l.contains("pg_promote"))
+            .collect();
+        assert_eq!(promoted.len(), 1, "{changes:?}");
+        assert!(promoted[0].starts_with("slave2-db: "), "{changes:?}");
+        // slave1, now behind, follows slave2; nothing was re-cloned.
+        assert!(
+            changes
+                .iter()
+                .any(|l| l.starts_with("slave1-db: ALTER SYSTEM SET primary_conninfo")),
+            "{changes:?}"
+        );
+        assert!(done.recloned.is_empty());
+        // The journal named the new choice before it finished: a run killed
+        // in between finishes with slave2.
+        let journals: Vec<String> = rec
+            .files
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|f| match f {
+                crate::runner::FileOp::Write { path, contents, .. }
+                    if path.ends_with("operation.toml") =>
+                {
+                    Some(String::from_utf8_lossy(contents).into_owned())
+                }
+                _ => None,
+            })
+            .collect();
+        let unfinished: Vec<&String> = journals
+            .iter()
+            .filter(|j| j.contains("finished = false"))
+            .collect();
+        assert_eq!(unfinished.len(), 2, "{journals:?}");
+        assert!(unfinished[0].contains("to = \"slave1-db\""), "{journals:?}");
+        assert!(unfinished[1].contains("to = \"slave2-db\""), "{journals:?}");
     }
 
     #[test]

@@ -15,14 +15,24 @@ use cluster_config::live::{DataFolder, RejoinPath};
 use cluster_config::render::{self, PGDATA};
 use std::time::Duration;
 
-/// Points a running standby at a new upstream (primary_conninfo is reloadable).
+/// How a re-pointed standby came to follow its new upstream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Repointed {
+    /// It streams from the new upstream on its timeline.
+    Following,
+    /// It did not (its WAL went past the new timeline's fork): re-cloned.
+    Recloned,
+}
+
+/// Points a running standby at a new upstream (primary_conninfo is
+/// reloadable); re-clones it if it does not follow within 30 s.
 pub fn repoint(
     c: &Cluster,
     node: &str,
     upstream: &str,
     secrets: &Secrets,
     timeout: Duration,
-) -> Result<()> {
+) -> Result<Repointed> {
     let t = c.topology();
     let n = c.node(node)?;
     let conninfo = render::primary_conninfo(t, n, upstream, Some(secrets.replication.expose()));
@@ -41,7 +51,7 @@ pub fn repoint(
     c.sql_mut(node, &sql)?;
     if c.runner().dry_run() {
         // Nothing was changed: there is nothing to wait for.
-        return Ok(());
+        return Ok(Repointed::Following);
     }
     let tli = timeline(c, upstream)?.to_string();
     let streaming = c.poll(
@@ -54,11 +64,15 @@ pub fn repoint(
             .then_some(()))
         },
     );
-    if let Err(e) = streaming {
-        say!("{node} does not follow {upstream} ({e:#}); re-cloning it");
-        crate::ops::clone::reclone_from(c, node, upstream, timeout)?;
+    match streaming {
+        Ok(()) => Ok(Repointed::Following),
+        Err(e) if e.downcast_ref::<crate::wait::Stop>().is_some() => Err(e),
+        Err(e) => {
+            say!("{node} does not follow {upstream} ({e:#}); re-cloning it");
+            crate::ops::clone::reclone_from(c, node, upstream, timeout)?;
+            Ok(Repointed::Recloned)
+        }
     }
-    Ok(())
 }
 
 /// Brings a failed node back as a standby of `primary`: the old primary is

@@ -116,6 +116,10 @@ pub struct RoundReport {
     pub rejoined_by: Option<String>,
     /// Failed nodes that needed a full re-clone to rejoin.
     pub recloned: usize,
+    /// Standbys re-cloned during the failover because they could not
+    /// follow the new primary (absent from reports of earlier builds).
+    #[serde(default)]
+    pub standbys_recloned: Vec<String>,
     pub synchronous_standby_names: String,
     /// Nodes accepting writes at the end of the round.
     pub writable_nodes: Vec<String>,
@@ -147,6 +151,8 @@ pub struct FaultSummary {
     pub write_stall_median_ms: u64,
     pub write_stall_worst_ms: u64,
     pub recloned: usize,
+    /// Standbys re-cloned because they could not follow the new primary.
+    pub standbys_recloned: usize,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -365,6 +371,7 @@ fn summarize(c: &Cluster, args: &Plan, rounds: Vec<RoundReport>) -> Result<Drill
             write_stall_median_ms: median(&stall),
             write_stall_worst_ms: stall.last().copied().unwrap_or(0),
             recloned: of.iter().map(|r| r.recloned).sum(),
+            standbys_recloned: of.iter().map(|r| r.standbys_recloned.len()).sum(),
         });
     }
     let report = DrillReport {
@@ -412,9 +419,9 @@ fn summarize(c: &Cluster, args: &Plan, rounds: Vec<RoundReport>) -> Result<Drill
                 )
             };
             say!(
-                "  {:<22} {:>4} round(s), acknowledged {}, lost {}, {rto}, stall median {} ms (worst {}), re-cloned {}",
+                "  {:<22} {:>4} round(s), acknowledged {}, lost {}, {rto}, stall median {} ms (worst {}), re-cloned {} (failed nodes) and {} (standbys that could not follow)",
                 f.fault, f.rounds, f.acknowledged, f.lost,
-                f.write_stall_median_ms, f.write_stall_worst_ms, f.recloned
+                f.write_stall_median_ms, f.write_stall_worst_ms, f.recloned, f.standbys_recloned
             );
         }
     }
@@ -524,7 +531,7 @@ fn print_round(r: &RoundReport) {
     }
     say!(
         "round {} ({}): {} failed{}, {} promoted (timeline {}): {}.\n  acknowledged {}, lost {}, uncertain {} ({} landed, {} not){}; \
-         fault->promoted {} ms (choose {}, fence {}, promote {}), RTO {} ms, write stall {} ms, re-point {} ms, {}{}",
+         fault->promoted {} ms (choose {}, fence {}, promote {}), RTO {} ms, write stall {} ms, re-point {} ms{}, {}{}",
         r.round,
         r.fault,
         r.failed_primary,
@@ -552,6 +559,14 @@ fn print_round(r: &RoundReport) {
         r.rto_ms,
         r.write_stall_ms,
         r.repoint_ms,
+        if r.standbys_recloned.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " (re-cloned, could not follow: {})",
+                r.standbys_recloned.join(", ")
+            )
+        },
         match r.sync_commit_ms {
             Some(ms) => format!("synchronous commit {ms} ms"),
             None => "not synchronous until a standby rejoined".to_string(),

@@ -159,6 +159,7 @@ fn record_failover(report: &mut RoundReport, done: &failover::Done, crashed_at: 
     report.crash_to_promoted_ms = ms(done.promoted_at - crashed_at);
     [report.choose_ms, report.fence_ms, report.promote_ms] = done.steps_ms;
     report.repoint_ms = ms(done.repoint);
+    report.standbys_recloned = done.recloned.clone();
     report.sync_commit_ms = done.sync_commit_ms;
     report.synchronous_standby_names = done.sync_names.clone();
     report.ops.nemesis.push(Nemesis {

@@ -64,7 +64,8 @@ pub fn totals(rounds: &[RoundReport], reports: usize) -> String {
         .unwrap_or(0);
     format!(
         "{} rounds ({} report(s)), {} acknowledged commits, {} lost; at most {} writable node(s) after a round; \
-         RTO median {}, worst {} (over the {} rounds that promoted); {} re-clone(s)",
+         RTO median {}, worst {} (over the {} rounds that promoted); {} re-clone(s) of failed nodes, \
+         {} of standbys that could not follow the new primary",
         rounds.len(),
         reports,
         rounds.iter().map(|r| r.acknowledged).sum::<usize>(),
@@ -74,6 +75,10 @@ pub fn totals(rounds: &[RoundReport], reports: usize) -> String {
         seconds(rto.last().copied()),
         promoted.len(),
         rounds.iter().map(|r| r.recloned).sum::<usize>(),
+        rounds
+            .iter()
+            .map(|r| r.standbys_recloned.len())
+            .sum::<usize>(),
     )
 }
 
