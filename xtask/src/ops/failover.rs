@@ -152,8 +152,17 @@ fn settle(c: &Cluster, req: &Request, choice: Choice, j: &mut Journal) -> Result
             last.unwrap_or_default()
         }
     };
+    // Only a standby now strictly further ahead than the one chosen moves
+    // the choice; among equals it stays.
+    let position = |node: &str| now.iter().find(|c| c.node == node).map(|c| c.received);
     let again = match decide(c, req, &now) {
-        Ok(again) if again.guaranteed && again.node != choice.node => again,
+        Ok(again)
+            if again.guaranteed
+                && again.node != choice.node
+                && position(&again.node) > position(&choice.node) =>
+        {
+            again
+        }
         _ => return Ok(choice),
     };
     say!(
@@ -592,6 +601,29 @@ mod tests {
         assert_eq!(unfinished.len(), 2, "{journals:?}");
         assert!(unfinished[0].contains("to = \"slave1-db\""), "{journals:?}");
         assert!(unfinished[1].contains("to = \"slave2-db\""), "{journals:?}");
+    }
+
+    #[test]
+    fn a_standby_that_only_catches_up_leaves_the_choice_alone() {
+        let rec = Recording::default();
+        // slave2, the synchronous one, reaches slave1's position after the
+        // choice: equal, and the choice stays (among equals the synchronous
+        // one would be chosen, but a tie-break alone never moves it).
+        let s = servers(Some("0/5000100"), Some("0/5000000"));
+        s.nodes
+            .lock()
+            .unwrap()
+            .get_mut("slave2-db")
+            .unwrap()
+            .arriving = vec!["0/5000100".into()];
+        let c = cluster(&rec, &s);
+        let mut req = request(None);
+        req.states = Some(vec![
+            ("slave1-db".into(), SyncState::Potential),
+            ("slave2-db".into(), SyncState::Sync),
+        ]);
+        let done = run(&c, &crate::secrets::Secrets::dry_run(), &req).unwrap();
+        assert_eq!(done.choice.node, "slave1-db", "{}", done.choice.why);
     }
 
     #[test]
