@@ -546,18 +546,25 @@ mod tests {
         assert!(!choice.guaranteed && choice.why.starts_with("--allow-data-loss"));
     }
 
-    #[test]
-    fn wal_arriving_after_the_choice_moves_it_before_anything_is_promoted() {
-        let rec = Recording::default();
-        // slave1 is ahead when the choice is made; the rest of what the
-        // failed primary sent then reaches slave2, which ends further ahead.
+    /// slave1 at 0/5000100 and slave2 at 0/5000000 when first read; slave2
+    /// reaches `at` on the next read (WAL still arriving after the choice).
+    fn slave1_ahead_then_slave2_at(at: &str) -> Servers {
         let s = servers(Some("0/5000100"), Some("0/5000000"));
         s.nodes
             .lock()
             .unwrap()
             .get_mut("slave2-db")
             .unwrap()
-            .arriving = vec!["0/5000200".into()];
+            .arriving = vec![at.into()];
+        s
+    }
+
+    #[test]
+    fn wal_arriving_after_the_choice_moves_it_before_anything_is_promoted() {
+        let rec = Recording::default();
+        // slave1 is ahead when the choice is made; the rest of what the
+        // failed primary sent then reaches slave2, which ends further ahead.
+        let s = slave1_ahead_then_slave2_at("0/5000200");
         let c = cluster(&rec, &s);
         let done = run(&c, &crate::secrets::Secrets::dry_run(), &request(None));
         let changes = s.changes.lock().unwrap().clone();
@@ -609,13 +616,7 @@ mod tests {
         // slave2, the synchronous one, reaches slave1's position after the
         // choice: equal, and the choice stays (among equals the synchronous
         // one would be chosen, but a tie-break alone never moves it).
-        let s = servers(Some("0/5000100"), Some("0/5000000"));
-        s.nodes
-            .lock()
-            .unwrap()
-            .get_mut("slave2-db")
-            .unwrap()
-            .arriving = vec!["0/5000100".into()];
+        let s = slave1_ahead_then_slave2_at("0/5000100");
         let c = cluster(&rec, &s);
         let mut req = request(None);
         req.states = Some(vec![
